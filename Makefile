@@ -1,0 +1,45 @@
+# SLT Course: two commands.
+#   make course   install into .venv (idempotent) and open the course in JupyterLab
+#   make test     install into .venv (idempotent) and run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+FIRST_PAGE := chapters/00_bayesian_learning.ipynb
+# Tests run on both cores; set PYTEST_WORKERS=0 to run in one process.
+PYTEST_WORKERS ?= 2
+
+.PHONY: course test install lint exercises execute clean help
+
+help:
+	@echo "make course     install (first time only) and open the course in JupyterLab"
+	@echo "make test       install (first time only) and run all tests"
+	@echo "make exercises  regenerate exercises/ from solutions/"
+	@echo "make execute    re-execute chapters/ and solutions/ in place (authors)"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (SLT Course)" >/dev/null
+	touch $(STAMP)
+
+course: $(STAMP)
+	$(BIN)/jupyter lab $(FIRST_PAGE)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope
+
+lint: $(STAMP)
+	$(BIN)/ruff check slt_course_utils tests chapters solutions benchmarks
+
+exercises: $(STAMP)
+	$(BIN)/python -m slt_course_utils.make_exercises
+
+execute: $(STAMP)
+	$(BIN)/python -m slt_course_utils.execute_notebooks chapters solutions
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

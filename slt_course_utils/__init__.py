@@ -1,0 +1,21 @@
+"""slt_course_utils: the helper package of SLT Course.
+
+One module per idea:
+
+- ``device``     which torch device to run on (``cuda`` > ``mps`` > ``cpu``)
+- ``seeding``    reproducible random numbers
+- ``plotting``   the course's plotting house style
+- ``progress``   notebook-aware progress bars
+- ``models``     toy statistical models and their losses
+- ``posterior``  grid posteriors and free energies, in log space
+- ``sampling``   Metropolis–Hastings, vectorised over chains
+- ``widgets``    ipywidgets explorers
+- ``checks``     check functions for the exercises
+- ``make_exercises`` / ``execute_notebooks``  notebook tooling (``python -m ...``)
+"""
+
+from slt_course_utils.device import get_device
+from slt_course_utils.seeding import set_seed
+
+__version__ = "0.1.0"
+__all__ = ["get_device", "set_seed", "__version__"]

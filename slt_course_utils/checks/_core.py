@@ -1,0 +1,124 @@
+"""The check-function framework: clear failures, a helpful "not implemented yet"."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+NOT_IMPLEMENTED = "not implemented yet"
+
+
+class CheckFailure(AssertionError):
+    """A check did not pass; the message says what was expected, what was got, and a hint."""
+
+    def __init__(self, message: str, *, not_implemented: bool = False) -> None:
+        super().__init__(message)
+        self.not_implemented = not_implemented
+
+
+def _as_array(value: Any, what: str) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().double().numpy()
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise CheckFailure(
+            f"{what}: expected a number, array or tensor, got {type(value).__name__} ({value!r:.80})."
+        ) from err
+
+
+def _short(a: np.ndarray) -> str:
+    if a.size == 1:
+        return f"{a.item():.6g}"
+    flat = a.ravel()
+    body = ", ".join(f"{v:.4g}" for v in flat[:4])
+    return f"array of shape {a.shape} [{body}{', ...' if flat.size > 4 else ''}]"
+
+
+def assert_close(
+    got: Any,
+    expected: Any,
+    *,
+    what: str,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    hint: str = "",
+) -> None:
+    """Raise :class:`CheckFailure` unless ``got`` has ``expected``'s shape and |got − expected| ≤ atol + rtol·|expected|."""
+    g = _as_array(got, what)
+    e = _as_array(expected, what)
+    hint_txt = f"\nHint: {hint}" if hint else ""
+    if g.shape != e.shape:
+        raise CheckFailure(
+            f"{what}: expected shape {e.shape}, got shape {g.shape}.{hint_txt}"
+        )
+    if not np.all(np.isfinite(g)):
+        bad = int(np.sum(~np.isfinite(g)))
+        raise CheckFailure(
+            f"{what}: {bad} of {g.size} values are NaN or infinite (expected {_short(e)}).{hint_txt}"
+        )
+    if not np.allclose(g, e, rtol=rtol, atol=atol):
+        diff = float(np.max(np.abs(g - e)))
+        raise CheckFailure(
+            f"{what}: expected {_short(e)}, got {_short(g)} "
+            f"(largest difference {diff:.3g}; tolerance atol={atol:g}, rtol={rtol:g}).{hint_txt}"
+        )
+
+
+def call_student(fn: Callable[..., Any], *args: Any, what: str | None = None, **kwargs: Any) -> Any:
+    """Call the learner's ``fn``; its ``NotImplementedError`` becomes a "not implemented yet" failure."""
+    name = what or getattr(fn, "__name__", "your function")
+    if not callable(fn):
+        raise CheckFailure(
+            f"expected a function for {name}, got {type(fn).__name__}. Pass the function "
+            f"itself (no parentheses), e.g. check_xxx(my_function)."
+        )
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError:
+        raise CheckFailure(
+            f"{name} is {NOT_IMPLEMENTED}: it still raises NotImplementedError. Replace the "
+            f"`raise NotImplementedError` line with your code and run the cell again.",
+            not_implemented=True,
+        ) from None
+    except CheckFailure:
+        raise
+    except Exception as err:  # noqa: BLE001 - any learner error becomes a readable failure
+        raise CheckFailure(
+            f"{name} raised {type(err).__name__}: {err}\n(It was called with {_describe_args(args, kwargs)}.)"
+        ) from err
+
+
+def _describe_args(args: tuple, kwargs: dict) -> str:
+    def one(v: Any) -> str:
+        if isinstance(v, torch.Tensor):
+            return f"tensor of shape {tuple(v.shape)}, dtype {v.dtype}"
+        if isinstance(v, np.ndarray):
+            return f"array of shape {v.shape}"
+        return repr(v)[:60]
+
+    parts = [one(a) for a in args] + [f"{k}={one(v)}" for k, v in kwargs.items()]
+    return ", ".join(parts) if parts else "no arguments"
+
+
+def exercise_check(func: Callable[..., None]) -> Callable[..., None]:
+    """Decorate a check: on success print ``✔ <name> passed``; failures keep their message."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        detail = func(*args, **kwargs)
+        name = func.__name__
+        print(f"✔ {name} passed" + (f": {detail}" if detail else "."))
+
+    wrapper.__wrapped_check__ = func  # type: ignore[attr-defined]
+    return wrapper
+
+
+def is_close_scalar(a: float, b: float, rtol: float, atol: float = 0.0) -> bool:
+    """|a − b| ≤ atol + rtol·|b| for finite floats."""
+    return math.isfinite(a) and abs(a - b) <= atol + rtol * abs(b)
