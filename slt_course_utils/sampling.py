@@ -1,0 +1,101 @@
+"""Random-walk Metropolis–Hastings for low-dimensional posteriors, vectorised over chains.
+
+All chains advance together: the state has shape ``(num_chains, d)`` and ``log_density``
+must map a ``(num_chains, d)`` tensor to ``(num_chains,)`` log densities (unnormalised).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from slt_course_utils.progress import progress
+
+LogDensity = Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class MHResult:
+    """Samples ``(num_chains, num_samples, d)``, per-chain acceptance rates ``(num_chains,)``."""
+
+    samples: Tensor
+    acceptance_rate: Tensor
+
+    def flat(self) -> Tensor:
+        """All chains' samples pooled, shape ``(num_chains * num_samples, d)``."""
+        return self.samples.reshape(-1, self.samples.shape[-1])
+
+
+def metropolis_hastings(
+    log_density: LogDensity,
+    init: Tensor,
+    *,
+    step_size: float,
+    num_samples: int,
+    num_burnin: int = 0,
+    generator: torch.Generator | None = None,
+    show_progress: bool | None = None,
+) -> MHResult:
+    """Random-walk MH: propose w' = w + step_size·N(0, I), accept with prob min(1, p(w')/p(w)).
+
+    ``init`` has shape ``(num_chains, d)`` (or ``(d,)`` for one chain). Raises ``ValueError``
+    for a non-positive step size or sample count and for a non-finite log density at the start.
+    """
+    if not (isinstance(step_size, (int, float)) and math.isfinite(step_size) and step_size > 0):
+        raise ValueError(f"step_size must be a positive finite number, got {step_size!r}.")
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
+    if isinstance(num_burnin, bool) or not isinstance(num_burnin, int) or num_burnin < 0:
+        raise ValueError(f"num_burnin must be a non-negative integer, got {num_burnin!r}.")
+    w = init.detach().clone().double()
+    if w.ndim == 1:
+        w = w.unsqueeze(0)
+    if w.ndim != 2:
+        raise ValueError(f"init must have shape (num_chains, d) or (d,), got {tuple(init.shape)}.")
+    logp = log_density(w)
+    if logp.shape != (w.shape[0],):
+        raise ValueError(
+            f"log_density must return one value per chain, shape ({w.shape[0]},); got {tuple(logp.shape)}."
+        )
+    if not torch.isfinite(logp).all():
+        raise ValueError(
+            "log_density is not finite at the initial state (outside the prior's support, or NaN); "
+            "start the chains where the density is positive."
+        )
+    samples = torch.empty(w.shape[0], num_samples, w.shape[1], dtype=torch.float64)
+    accepted = torch.zeros(w.shape[0], dtype=torch.float64)
+    for t in progress(range(num_burnin + num_samples), desc="MH", enabled=show_progress):
+        proposal = w + step_size * torch.randn(w.shape, generator=generator, dtype=torch.float64)
+        logp_new = log_density(proposal)
+        if torch.isnan(logp_new).any():
+            raise ValueError("log_density returned NaN for a proposal; check the model for invalid operations.")
+        log_u = torch.log(torch.rand(w.shape[0], generator=generator, dtype=torch.float64))
+        accept = log_u < (logp_new - logp)
+        w = torch.where(accept[:, None], proposal, w)
+        logp = torch.where(accept, logp_new, logp)
+        if t >= num_burnin:
+            samples[:, t - num_burnin] = w
+            accepted += accept.double()
+    return MHResult(samples=samples, acceptance_rate=accepted / num_samples)
+
+
+def effective_sample_size(x: Tensor) -> Tensor:
+    """ESS = T/τ per chain and coordinate, τ = −1 + 2Σ_k (ρ_2k + ρ_2k+1) summed while positive (Geyer 1992).
+
+    ``x`` has shape ``(chains, draws, d)``; returns ``(chains, d)``.
+    """
+    if x.ndim != 3 or x.shape[1] < 4:
+        raise ValueError(f"need samples of shape (chains, draws ≥ 4, d), got {tuple(x.shape)}.")
+    c, t, d = x.shape
+    xc = (x - x.mean(dim=1, keepdim=True)).double()
+    f = torch.fft.rfft(xc, n=2 * t, dim=1)
+    acov = torch.fft.irfft(f * f.conj(), n=2 * t, dim=1)[:, :t]
+    rho = acov / acov[:, :1].clamp_min(1e-300)
+    pairs = rho[:, 0 : t - 1 : 2] + rho[:, 1:t:2]  # Γ_k, shape (c, ⌊t/2⌋, d)
+    positive = torch.cumprod((pairs > 0).double(), dim=1)  # 1 until the first non-positive Γ_k
+    tau = (-1.0 + 2.0 * (pairs * positive).sum(dim=1)).clamp_min(1.0 / t)
+    return t / tau
