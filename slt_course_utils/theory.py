@@ -23,6 +23,7 @@ names its source. References:
 from __future__ import annotations
 
 import itertools
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 
@@ -30,7 +31,7 @@ RLCT = tuple[Fraction, int]
 
 
 def _is_int(x: object) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
 def _check_rlct(name: str, value: RLCT) -> RLCT:
@@ -145,7 +146,8 @@ def rlct_newton_polygon(
     weighted blow-up w1 = s³a, w2 = s²b (weights (3, 2), Jacobian ∝ s⁴) turns ζ into
     ∫ s^{12z+4} |a² − b³|^{2z}, whose poles are −5/12 (from s, order 1) and −1/2 (from the
     smooth curve a² = b³, which is transversal), so λ = 5/12, m = 1 (= ½·lct(w1² − w2³) =
-    ½(1/2 + 1/3)). Do not rely on the polygon for degenerate K without such a check.
+    ½(1/2 + 1/3)); a quadrature of V(ε) at ε = 1e-24 confirms the slope 5/12 (see
+    tests/test_volume.py). Do not rely on the polygon for degenerate K without such a check.
 
     Conventions: monomials not involving one variable are fine (K = w2² gives Γ₊ = {y ≥ 2},
     the diagonal meets the unbounded edge at (2, 2): λ = 1/2, m = 1, which is right: K does
@@ -190,7 +192,7 @@ def rlct_newton_polygon(
 # --- Reduced-rank regression and deep linear networks -----------------------------------
 
 def rlct_reduced_rank_regression(M: int, N: int, H: int, r: int) -> RLCT:
-    """y = BAx, A ∈ R^{H×M}, B ∈ R^{N×H}, true rank r: Aoyagi & Watanabe (2005), Main Theorem.
+    """y = BAx, A ∈ R^{H×M}, B ∈ R^{N×H}, true rank r: the four cases of Aoyagi & Watanabe (2005).
 
     Neural Networks 18(7):924–933. Case 1 (N+r ≤ M+H, M+r ≤ N+H, H+r ≤ M+N): with
     s = 2(H+r)(M+N) − (M−N)² − (H+r)², λ = s/8, m = 1 if M+H+N+r is even, else

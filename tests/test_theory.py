@@ -309,3 +309,9 @@ def test_simple_models_table():
     assert rlct_regular(2) == expected["tanh_regular"]
     assert NC([1, 1, 1]) == expected["abc_product"]
     assert NC([2]) == expected["a_squared"] == expected["symmetric_mixture"]
+
+
+def test_numpy_integers_accepted():
+    np = pytest.importorskip("numpy")
+    assert rlct_reduced_rank_regression(*np.array([3, 3, 2, 1])) == (F(7, 2), 2)
+    assert rlct_deep_linear_network(np.array([5, 5, 5, 5]), np.int64(2)) == (F(11), 1)

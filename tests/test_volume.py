@@ -116,6 +116,28 @@ def test_exact_volume_formulas_match_monte_carlo():
         assert ((curve.volume - exact_v(eps)).abs() <= 4 * curve.std_error).all()
 
 
+def _cusp_volume(eps: float) -> float:
+    """V(ε) for K = (w1² − w2³)², uniform on [−1, 1]²: exact in w1, trapezoid rule in w2."""
+    r = math.sqrt(eps)
+    s = r ** (1 / 3)  # the width of the interesting region in w2
+    total = 0.0
+    for lo, hi, n in ((-1.0, -50 * s, 20_001), (-50 * s, 50 * s, 400_001), (50 * s, 1.0, 20_001)):
+        w2 = torch.linspace(lo, hi, n, dtype=torch.float64)
+        upper, lower = (w2**3 + r).clamp(0, 1), (w2**3 - r).clamp(0, 1)
+        total += torch.trapezoid((upper.sqrt() - lower.sqrt()) / 2, w2).item()
+    return total
+
+
+def test_cusp_volume_slope_is_five_twelfths():
+    """Degenerate cusp: the local slope d log V / d log ε tends to 5/12 with m = 1.
+
+    With m = 2 the local slope would be λ − 1/(−log ε) ≈ 0.399 at ε = 1e-24, not 0.416.
+    """
+    eps, h = 1e-24, 1.01
+    slope = (math.log(_cusp_volume(eps * h)) - math.log(_cusp_volume(eps / h))) / (2 * math.log(h))
+    assert abs(slope - 5 / 12) < 2e-3
+
+
 def test_wrong_rlct_is_rejected():
     """K = w⁴ has λ = 1/4: the fit excludes the regular value 1/2 by a wide margin."""
     fit = _fit(lambda w: w[:, 0] ** 4, uniform_prior_sampler(1))
