@@ -1,0 +1,48 @@
+"""Shared test set-up: quiet progress bars, a non-interactive matplotlib, helpers for notebooks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("SLT_PROGRESS", "0")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+
+import nbformat  # noqa: E402
+import pytest  # noqa: E402
+
+from slt_course_utils.make_exercises import BEGIN_SOLUTION  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+CHAPTERS = REPO / "chapters"
+SOLUTIONS = REPO / "solutions"
+EXERCISES = REPO / "exercises"
+
+
+def notebooks(folder: Path) -> list[Path]:
+    return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def solution_namespace(name: str) -> dict:
+    """Run the setup cell and every solution cell of ``solutions/<name>.ipynb``; return their names."""
+    nb = nbformat.read(SOLUTIONS / f"{name}.ipynb", as_version=4)
+    namespace: dict = {}
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    setup = "\n".join(line for line in code_cells[0].source.splitlines() if not line.startswith("%"))
+    exec(compile(setup, f"{name}[setup]", "exec"), namespace)  # noqa: S102
+    for index, cell in enumerate(code_cells):
+        if BEGIN_SOLUTION in cell.source:
+            exec(compile(cell.source, f"{name}[cell {index}]", "exec"), namespace)  # noqa: S102
+    return namespace
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

@@ -1,0 +1,116 @@
+"""Chapter 00 checks: pass on the solutions, fail on stubs and on plausible wrong answers."""
+
+import math
+
+import pytest
+import torch
+
+from slt_course_utils.checks import CheckFailure, ch00
+
+from .conftest import solution_namespace
+
+SOL = solution_namespace("00_bayesian_learning")
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError("Exercise not done yet: replace this line with your solution.")
+
+
+CASES = {
+    "check_empirical_loss": (
+        SOL["empirical_loss"],
+        {
+            "sum instead of mean": lambda w, x: 0.5 * math.log(2 * math.pi) * len(x) + 0.5 * ((x[None] - w[:, None]) ** 2).sum(1),
+            "constant dropped": lambda w, x: 0.5 * ((x[None] - w[:, None]) ** 2).mean(1),
+        },
+    ),
+    "check_log_posterior_on_grid": (
+        SOL["log_posterior_on_grid"],
+        {
+            "beta forgotten": lambda lp, loss, n, beta, dw: SOL["log_posterior_on_grid"](lp, loss, n, 1.0, dw),
+            "normalised as probabilities, not a density": lambda lp, loss, n, beta, dw: torch.log_softmax(lp - n * beta * loss, 0),
+        },
+    ),
+    "check_free_energy": (
+        SOL["free_energy"],
+        {
+            "naive exp underflows": lambda lp, loss, n, beta, dw: -math.log(float((lp - n * beta * loss).exp().sum() * dw) or 1e-320),
+            "log dw forgotten": lambda lp, loss, n, beta, dw: -torch.logsumexp(lp - n * beta * loss, 0).item(),
+        },
+    ),
+    "check_conjugate_posterior": (
+        SOL["conjugate_posterior"],
+        {
+            "beta ignored": lambda x, m, s, beta: SOL["conjugate_posterior"](x, m, s, 1.0),
+            "prior ignored": lambda x, m, s, beta: (x.mean().item(), 1 / (len(x) * beta)),
+            "returns a dict": lambda x, m, s, beta: {"mean": 0.0, "var": 1.0},
+        },
+    ),
+    "check_predictive_density": (
+        SOL["predictive_density"],
+        {
+            "plug-in at the MAP": lambda xn, w, lp, dw: torch.exp(-0.5 * (xn - w[lp.argmax()]) ** 2) / math.sqrt(2 * math.pi),
+        },
+    ),
+    "check_generalisation_error": (
+        SOL["generalisation_error"],
+        {
+            "KL reversed": lambda w0, mu, v: 0.5 * math.log(1 / (1 + v)) + (1 + v + (w0 - mu) ** 2) / 2 - 0.5,
+            "plug-in variance 1": lambda w0, mu, v: (w0 - mu) ** 2 / 2,
+        },
+    ),
+    "check_metropolis_hastings": (
+        SOL["metropolis_hastings_1d"],
+        {
+            "greedy: only uphill moves": "greedy",
+            "always accept (random walk)": "always",
+            "records only accepted states": "accepted_only",
+        },
+    ),
+}
+
+
+def _mh_variant(kind):
+    def sampler(log_density, w_init, step, num_steps, generator):
+        w = torch.tensor(float(w_init), dtype=torch.float64)
+        logp = log_density(w)
+        out = []
+        while len(out) < num_steps:
+            prop = w + step * torch.randn((), generator=generator, dtype=torch.float64)
+            lp = log_density(prop)
+            u = torch.log(torch.rand((), generator=generator, dtype=torch.float64))
+            accept = {"greedy": lp > logp, "always": True, "accepted_only": u < lp - logp}[kind]
+            if accept:
+                w, logp = prop, lp
+                out.append(w)
+            elif kind != "accepted_only":
+                out.append(w)
+        return torch.stack(out)
+
+    return sampler
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_check_passes_on_the_solution(name, capsys):
+    getattr(ch00, name)(CASES[name][0])
+    assert "passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_check_fails_on_the_stub(name):
+    with pytest.raises(CheckFailure, match="not implemented yet") as info:
+        getattr(ch00, name)(stub)
+    assert info.value.not_implemented
+
+
+@pytest.mark.parametrize(
+    ("name", "wrong"), [(name, wrong) for name in sorted(CASES) for wrong in sorted(CASES[name][1])]
+)
+def test_check_rejects_a_plausible_wrong_answer(name, wrong):
+    fn = CASES[name][1][wrong]
+    if isinstance(fn, str):
+        fn = _mh_variant(fn)
+    with pytest.raises(CheckFailure) as info:
+        getattr(ch00, name)(fn)
+    assert not info.value.not_implemented
+    assert "expected" in str(info.value) or "Hint" in str(info.value) or "should" in str(info.value)
