@@ -170,8 +170,8 @@ PRODUCT = GaussianRegression("product y = a·b·x", _product_mean, d=2)
 
 def gauss_hermite_normal(nodes: int = 100) -> tuple[Tensor, Tensor]:
     """Nodes x_k and weights ω_k with Σ_k ω_k g(x_k) ≈ E[g(X)], X ~ N(0,1); exact for polynomials of degree < 2·nodes."""
-    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
-        raise ValueError(f"nodes must be a positive integer, got {nodes!r}.")
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or not 1 <= nodes <= 250:
+        raise ValueError(f"nodes must be an integer in [1, 250] (NumPy's rule overflows beyond), got {nodes!r}.")
     import numpy as np
 
     x, w = np.polynomial.hermite_e.hermegauss(nodes)
@@ -179,21 +179,35 @@ def gauss_hermite_normal(nodes: int = 100) -> tuple[Tensor, Tensor]:
     return torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(w, dtype=torch.float64)
 
 
-def gaussian_regression_kl(model: GaussianRegression, w: Tensor, w0: Tensor | list[float], *, nodes: int = 100) -> Tensor:
-    """K(w) = E_x[(f(x;w) − f(x;w0))²]/(2σ²), x ~ N(0,1), by Gauss–Hermite (exact when f is polynomial in x)."""
+def trapezoid_normal(step: float = 0.05, cutoff: float = 12.0) -> tuple[Tensor, Tensor]:
+    """Nodes x_k = −cutoff, …, cutoff (spacing h) and weights h·φ(x_k) with Σ_k ω_k g(x_k) ≈ E[g(X)], X ~ N(0,1).
+
+    For g analytic in the strip |Im x| < a the error is O(e^{−2πa/h}) plus the tail beyond
+    ``cutoff`` (φ(12) ≈ 5e-32): for tanh(bx) (poles at |Im x| = π/2b) and h = 0.05 this is
+    ~e^{−98/b}, far better than Gauss–Hermite, which converges slowly for such functions.
+    """
+    if not (math.isfinite(step) and math.isfinite(cutoff) and 0 < step < cutoff):
+        raise ValueError(f"need 0 < step < cutoff, got step={step!r}, cutoff={cutoff!r}.")
+    k = math.floor(cutoff / step)
+    x = step * torch.arange(-k, k + 1, dtype=torch.float64)
+    return x, step * torch.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+
+
+def gaussian_regression_kl(model: GaussianRegression, w: Tensor, w0: Tensor | list[float], *, step: float = 0.05) -> Tensor:
+    """K(w) = E_x[(f(x;w) − f(x;w0))²]/(2σ²), x ~ N(0,1), by the trapezoid rule ``trapezoid_normal(step)`` (error ≪ 1e-12 for polynomial or tanh means)."""
     w = model._check_w(torch.as_tensor(w, dtype=torch.float64))
     w0 = model._check_w(torch.as_tensor(w0, dtype=torch.float64))
-    xs, ws = gauss_hermite_normal(nodes)
+    xs, ws = trapezoid_normal(step)
     diff = model.mean_fn(w, xs) - model.mean_fn(w0, xs)
     return (diff * diff * ws).sum(-1) / (2 * model.sigma**2)
 
 
 def gaussian_regression_population_loss(
-    model: GaussianRegression, w: Tensor, w0: Tensor | list[float], *, nodes: int = 100
+    model: GaussianRegression, w: Tensor, w0: Tensor | list[float], *, step: float = 0.05
 ) -> Tensor:
     """L(w) = E_q[−log p(y|x,w)] = ½ log(2πσ²) + ½ + K(w) for y = f(x;w0) + N(0,σ²), x ~ N(0,1)."""
     entropy = 0.5 * (LOG_2PI + 2 * math.log(model.sigma)) + 0.5
-    return entropy + gaussian_regression_kl(model, w, w0, nodes=nodes)
+    return entropy + gaussian_regression_kl(model, w, w0, step=step)
 
 
 # --- Regression whose mean is linear in fixed features: sufficient statistics ------------
