@@ -241,7 +241,7 @@ def free_energy_adaptive(
         raise ValueError(f"free_energy_adaptive handles 1-D or 2-D parameters, got {d} bounds.")
     if any(not (math.isfinite(lo) and math.isfinite(hi) and hi > lo) for lo, hi in bounds):
         raise ValueError(f"each bound must be a finite interval (low, high) with low < high, got {bounds}.")
-    points = points if points is not None else (401 if d == 1 else 257)
+    points = points if points is not None else (401 if d == 1 else 129)
     max_points = max_points if max_points is not None else (1 << 18 if d == 1 else 4097)
     if points < 5 or max_points < points:
         raise ValueError(f"need 5 ≤ points ≤ max_points, got points={points}, max_points={max_points}.")
