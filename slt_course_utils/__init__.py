@@ -7,7 +7,8 @@ One module per idea:
 - ``plotting``   the course's plotting house style
 - ``progress``   notebook-aware progress bars
 - ``models``     toy statistical models and their losses
-- ``posterior``  grid posteriors and free energies, in log space
+- ``posterior``  grid posteriors and free energies, in log space (adaptive quadrature, Laplace, BIC)
+- ``fisher``     Fisher information: autograd and closed forms, rank and eigenvalues
 - ``sampling``   Metropolis–Hastings, vectorised over chains
 - ``widgets``    ipywidgets explorers
 - ``checks``     check functions for the exercises

@@ -164,3 +164,445 @@ def _product_mean(w: Tensor, x: Tensor) -> Tensor:
 LINE = GaussianRegression("line y = w1 + w2·x", _linear_mean, d=2)
 #: y = a·b·x + noise: a singular model (d = 2; at truth a·b = 0, λ = 1/2, m = 2).
 PRODUCT = GaussianRegression("product y = a·b·x", _product_mean, d=2)
+
+
+# --- Expectations over x ~ N(0, 1) by Gauss–Hermite quadrature --------------------------
+
+def gauss_hermite_normal(nodes: int = 100) -> tuple[Tensor, Tensor]:
+    """Nodes x_k and weights ω_k with Σ_k ω_k g(x_k) ≈ E[g(X)], X ~ N(0,1); exact for polynomials of degree < 2·nodes."""
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or not 1 <= nodes <= 250:
+        raise ValueError(f"nodes must be an integer in [1, 250] (NumPy's rule overflows beyond), got {nodes!r}.")
+    import numpy as np
+
+    x, w = np.polynomial.hermite_e.hermegauss(nodes)
+    w = w / w.sum()
+    return torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(w, dtype=torch.float64)
+
+
+def trapezoid_normal(step: float = 0.05, cutoff: float = 12.0) -> tuple[Tensor, Tensor]:
+    """Nodes x_k = −cutoff, …, cutoff (spacing h) and weights h·φ(x_k) with Σ_k ω_k g(x_k) ≈ E[g(X)], X ~ N(0,1).
+
+    For g analytic in the strip |Im x| < a the error is O(e^{−2πa/h}) plus the tail beyond
+    ``cutoff`` (φ(12) ≈ 5e-32): for tanh(bx) (poles at |Im x| = π/2b) and h = 0.05 this is
+    ~e^{−98/b}, far better than Gauss–Hermite, which converges slowly for such functions.
+    """
+    if not (math.isfinite(step) and math.isfinite(cutoff) and 0 < step < cutoff):
+        raise ValueError(f"need 0 < step < cutoff, got step={step!r}, cutoff={cutoff!r}.")
+    k = math.floor(cutoff / step)
+    x = step * torch.arange(-k, k + 1, dtype=torch.float64)
+    return x, step * torch.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+
+
+def gaussian_regression_kl(model: GaussianRegression, w: Tensor, w0: Tensor | list[float], *, step: float = 0.05) -> Tensor:
+    """K(w) = E_x[(f(x;w) − f(x;w0))²]/(2σ²), x ~ N(0,1), by the trapezoid rule ``trapezoid_normal(step)`` (error ≪ 1e-12 for polynomial or tanh means)."""
+    w = model._check_w(torch.as_tensor(w, dtype=torch.float64))
+    w0 = model._check_w(torch.as_tensor(w0, dtype=torch.float64))
+    xs, ws = trapezoid_normal(step)
+    diff = model.mean_fn(w, xs) - model.mean_fn(w0, xs)
+    return (diff * diff * ws).sum(-1) / (2 * model.sigma**2)
+
+
+def gaussian_regression_population_loss(
+    model: GaussianRegression, w: Tensor, w0: Tensor | list[float], *, step: float = 0.05
+) -> Tensor:
+    """L(w) = E_q[−log p(y|x,w)] = ½ log(2πσ²) + ½ + K(w) for y = f(x;w0) + N(0,σ²), x ~ N(0,1)."""
+    entropy = 0.5 * (LOG_2PI + 2 * math.log(model.sigma)) + 0.5
+    return entropy + gaussian_regression_kl(model, w, w0, step=step)
+
+
+# --- Regression whose mean is linear in fixed features: sufficient statistics ------------
+
+@dataclass(frozen=True)
+class RegressionStatistics:
+    """Sufficient statistics of y = g(w)·ψ(x) + noise: n, Σψψᵀ (K×K), Σψy (K,), Σy²."""
+
+    n: int
+    gram: Tensor
+    cross: Tensor
+    yy: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinearFeatureRegression(GaussianRegression):
+    """y = Σ_k g_k(w) ψ_k(x) + N(0, σ²): L_n depends on the data only through Σψψᵀ, Σψy, Σy².
+
+    ``coef_fn`` maps (..., d) → (..., K) and ``features_fn`` maps (n,) → (n, K); ``mean_fn``
+    must equal ``coef_fn(w) @ features_fn(x)``. Then, with G = Σψψᵀ, c = Σψy:
+    nL_n(w) = (n/2) log 2πσ² + (Σy² − 2 g·c + gᵀGg)/(2σ²), which costs O(K²) per w for any n.
+    """
+
+    coef_fn: Callable[[Tensor], Tensor]
+    features_fn: Callable[[Tensor], Tensor]
+
+    def statistics(self, x: Tensor, y: Tensor) -> RegressionStatistics:
+        """The sufficient statistics (n, Σψψᵀ, Σψy, Σy²) of a data set (x, y), in float64."""
+        if x.shape != y.shape or x.ndim != 1 or x.numel() < 1:
+            raise ValueError(f"x and y must be non-empty 1-D of equal length, got {tuple(x.shape)} and {tuple(y.shape)}.")
+        psi = self.features_fn(x.double())
+        y = y.double()
+        return RegressionStatistics(n=x.numel(), gram=psi.T @ psi, cross=psi.T @ y, yy=(y * y).sum().item())
+
+    def feature_second_moment(self, nodes: int = 100) -> Tensor:
+        """E_x[ψ(x)ψ(x)ᵀ] for x ~ N(0,1) (Gauss–Hermite; exact for polynomial features)."""
+        xs, ws = gauss_hermite_normal(nodes)
+        psi = self.features_fn(xs)
+        return (psi * ws[:, None]).T @ psi
+
+    def population_statistics(self, w0: Tensor | list[float], n: int) -> RegressionStatistics:
+        """Statistics at their expectations under the truth w0 (x ~ N(0,1)): then nL_n(w) − nL_n(w0) = nK(w) exactly."""
+        _check_n(n)
+        w0 = self._check_w(torch.as_tensor(w0, dtype=torch.float64))
+        second = self.feature_second_moment()
+        g0 = self.coef_fn(w0)
+        return RegressionStatistics(
+            n=n, gram=n * second, cross=n * (second @ g0), yy=n * (self.sigma**2 + (g0 @ second @ g0).item())
+        )
+
+    def loss_from_statistics(self, w: Tensor, stats: RegressionStatistics) -> Tensor:
+        """L_n(w) = ½ log 2πσ² + (Σy² − 2 g(w)·Σψy + g(w)ᵀ Σψψᵀ g(w))/(2σ²n), shape ``w.shape[:-1]``."""
+        self._check_w(w)
+        g = self.coef_fn(w.double())
+        quad = ((g @ stats.gram) * g).sum(-1)
+        return 0.5 * (LOG_2PI + 2 * math.log(self.sigma)) + (stats.yy - 2 * (g @ stats.cross) + quad) / (
+            2 * self.sigma**2 * stats.n
+        )
+
+    def kl(self, w: Tensor, w0: Tensor | list[float]) -> Tensor:
+        """K(w) = (g(w) − g(w0))ᵀ E[ψψᵀ] (g(w) − g(w0))/(2σ²), exact (x ~ N(0,1))."""
+        self._check_w(w)
+        w0 = self._check_w(torch.as_tensor(w0, dtype=torch.float64))
+        dg = self.coef_fn(w.double()) - self.coef_fn(w0)
+        return ((dg @ self.feature_second_moment()) * dg).sum(-1) / (2 * self.sigma**2)
+
+    def population_loss(self, w: Tensor, w0: Tensor | list[float]) -> Tensor:
+        """L(w) = ½ log(2πσ²) + ½ + K(w), exact (x ~ N(0,1))."""
+        return 0.5 * (LOG_2PI + 2 * math.log(self.sigma)) + 0.5 + self.kl(w, w0)
+
+
+def _features_x(x: Tensor) -> Tensor:
+    return x[:, None]
+
+
+def _features_1x(x: Tensor) -> Tensor:
+    return torch.stack([torch.ones_like(x), x], dim=-1)
+
+
+def _abc_mean(w: Tensor, x: Tensor) -> Tensor:
+    return (w[..., 0:1] * w[..., 1:2] * w[..., 2:3]) * x
+
+
+def _square_mean(w: Tensor, x: Tensor) -> Tensor:
+    return (w[..., 0:1] ** 2) * x
+
+
+def _tanh_mean(w: Tensor, x: Tensor) -> Tensor:
+    return w[..., 0:1] * torch.tanh(w[..., 1:2] * x)
+
+
+#: y = w1 + w2·x + noise with sufficient statistics (same model as ``LINE``).
+LINE_STATS = LinearFeatureRegression(
+    "line y = w1 + w2·x", _linear_mean, d=2, coef_fn=lambda w: w, features_fn=_features_1x
+)
+#: y = a·b·x + noise with sufficient statistics (same model as ``PRODUCT``); K = a²b²/2 at truth 0.
+PRODUCT_STATS = LinearFeatureRegression(
+    "product y = a·b·x", _product_mean, d=2, coef_fn=lambda w: w[..., 0:1] * w[..., 1:2], features_fn=_features_x
+)
+#: y = a·b·c·x + noise (d = 3; truth 0: λ = 1/2, m = 3).
+TRIPLE_PRODUCT = LinearFeatureRegression(
+    "triple product y = a·b·c·x",
+    _abc_mean,
+    d=3,
+    coef_fn=lambda w: w[..., 0:1] * w[..., 1:2] * w[..., 2:3],
+    features_fn=_features_x,
+)
+#: y = a²·x + noise (d = 1; truth 0: λ = 1/4, m = 1).
+SQUARE = LinearFeatureRegression("square y = a²·x", _square_mean, d=1, coef_fn=lambda w: w**2, features_fn=_features_x)
+#: y = a·tanh(b·x) + noise (d = 2; truth a = b = 0: λ = 1/2, m = 2; a0·b0 ≠ 0: regular).
+TANH = GaussianRegression("tanh y = a·tanh(b·x)", _tanh_mean, d=2)
+
+
+# --- A two-layer tanh network y = Σ_h c_h tanh(a_h x + b_h) ------------------------------
+
+def tanh_network_unflatten(w: Tensor, hidden: int, bias: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+    """Split w = (a_1..a_H, b_1..b_H, c_1..c_H) (or (a, c) without bias) into a, b, c of shape (..., H)."""
+    k = 3 if bias else 2
+    if w.shape[-1:] != (k * hidden,):
+        raise ValueError(f"a tanh network with H = {hidden} (bias={bias}) has d = {k * hidden} parameters, got shape {tuple(w.shape)}.")
+    a = w[..., :hidden]
+    b = w[..., hidden : 2 * hidden] if bias else torch.zeros_like(a)
+    c = w[..., -hidden:]
+    return a, b, c
+
+
+def tanh_network(hidden: int, *, bias: bool = True, sigma: float = 1.0) -> GaussianRegression:
+    """y = Σ_h c_h tanh(a_h x + b_h) + N(0, σ²), x ~ N(0,1); w = (a, b, c) flattened, d = 3H (2H without bias)."""
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
+        raise ValueError(f"hidden (the number of tanh units H) must be a positive integer, got {hidden!r}.")
+    _check_sigma(sigma)
+
+    def mean_fn(w: Tensor, x: Tensor) -> Tensor:
+        a, b, c = tanh_network_unflatten(w, hidden, bias)
+        pre = a[..., None, :] * x[:, None] + b[..., None, :]  # (..., n, H)
+        return (c[..., None, :] * torch.tanh(pre)).sum(-1)
+
+    k = 3 if bias else 2
+    return GaussianRegression(f"two-layer tanh network, H = {hidden}", mean_fn, d=k * hidden, sigma=sigma)
+
+
+# --- Reduced-rank regression y = BAx + N(0, σ² I_N) ----------------------------------------
+
+def _check_data_2d(x: Tensor, y: Tensor, dx: int, dy: int) -> None:
+    if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0] or x.shape[0] < 1:
+        raise ValueError(
+            f"x and y must be 2-D with the same (positive) number of rows, got {tuple(x.shape)} and {tuple(y.shape)}."
+        )
+    if x.shape[1] != dx or y.shape[1] != dy:
+        raise ValueError(f"expected x of shape (n, {dx}) and y of shape (n, {dy}), got {tuple(x.shape)} and {tuple(y.shape)}.")
+
+
+@dataclass(frozen=True)
+class ReducedRankRegression:
+    """y = BAx + N(0, σ² I_N), x ~ N(0, I_M), A: H×M, B: N×H; w = (vec A, vec B) row-major, d = H(M+N)."""
+
+    M: int
+    N: int
+    H: int
+    sigma: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("M", "N", "H"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+        _check_sigma(self.sigma)
+
+    @property
+    def d(self) -> int:
+        """Number of parameters H(M + N)."""
+        return self.H * (self.M + self.N)
+
+    def unflatten(self, w: Tensor) -> tuple[Tensor, Tensor]:
+        """(A, B) of shapes (..., H, M) and (..., N, H) from w of shape (..., d)."""
+        if w.shape[-1:] != (self.d,):
+            raise ValueError(f"reduced-rank regression (M={self.M}, N={self.N}, H={self.H}) has d = {self.d}, got shape {tuple(w.shape)}.")
+        k = self.H * self.M
+        return w[..., :k].unflatten(-1, (self.H, self.M)), w[..., k:].unflatten(-1, (self.N, self.H))
+
+    def flatten(self, A: Tensor, B: Tensor) -> Tensor:
+        """w = (vec A, vec B) from A (..., H, M) and B (..., N, H)."""
+        if A.shape[-2:] != (self.H, self.M) or B.shape[-2:] != (self.N, self.H):
+            raise ValueError(f"expected A (..., {self.H}, {self.M}) and B (..., {self.N}, {self.H}), got {tuple(A.shape)}, {tuple(B.shape)}.")
+        return torch.cat([A.flatten(-2), B.flatten(-2)], dim=-1)
+
+    def true_parameter(self, rank: int, generator: torch.Generator | None = None) -> Tensor:
+        """A random w0 (N(0,1) entries) whose product BA has rank ``rank`` (columns of B beyond ``rank`` zero)."""
+        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank <= min(self.M, self.N, self.H):
+            raise ValueError(f"rank must be an integer in [0, min(M, N, H)] = [0, {min(self.M, self.N, self.H)}], got {rank!r}.")
+        A = torch.randn(self.H, self.M, generator=generator, dtype=torch.float64)
+        B = torch.randn(self.N, self.H, generator=generator, dtype=torch.float64)
+        B[:, rank:] = 0.0
+        return self.flatten(A, B)
+
+    def product(self, w: Tensor) -> Tensor:
+        """C = BA, shape (..., N, M)."""
+        A, B = self.unflatten(w)
+        return B @ A
+
+    def sample(self, w0: Tensor, n: int, *, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """(x, y): x ~ N(0, I_M) of shape (n, M), y = BAx + σε of shape (n, N), float64."""
+        _check_n(n)
+        C = self.product(torch.as_tensor(w0, dtype=torch.float64))
+        if C.ndim != 2:
+            raise ValueError("sample from a single true parameter of shape (d,).")
+        x = torch.randn(n, self.M, generator=generator, dtype=torch.float64)
+        y = x @ C.T + self.sigma * torch.randn(n, self.N, generator=generator, dtype=torch.float64)
+        return x, y
+
+    def nll(self, w: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        """Per-sample −log p(y_i|x_i, w) = (N/2) log 2πσ² + |y_i − BAx_i|²/(2σ²), shape ``w.shape[:-1] + (n,)``."""
+        _check_data_2d(x, y, self.M, self.N)
+        C = self.product(w)
+        r = y - x @ C.transpose(-1, -2)  # (..., n, N)
+        return 0.5 * self.N * (LOG_2PI + 2 * math.log(self.sigma)) + (r * r).sum(-1) / (2 * self.sigma**2)
+
+    def empirical_loss(self, w: Tensor, x: Tensor, y: Tensor, *, chunk: int = 1 << 22) -> Tensor:
+        """L_n(w) = mean_i −log p(y_i|x_i, w), shape ``w.shape[:-1]``; data processed in chunks."""
+        _check_data_2d(x, y, self.M, self.N)
+        self.unflatten(w)
+        n = x.shape[0]
+        per = max(1, chunk // max(1, w[..., 0].numel() * self.N))
+        total = torch.zeros(w.shape[:-1], dtype=torch.float64)
+        for s in range(0, n, per):
+            total = total + self.nll(w, x[s : s + per], y[s : s + per]).sum(-1)
+        return total / n
+
+    def kl(self, w: Tensor, w0: Tensor) -> Tensor:
+        """K(w) = ‖BA − B0A0‖_F²/(2σ²), exact for x ~ N(0, I_M)."""
+        D = self.product(w) - self.product(torch.as_tensor(w0, dtype=torch.float64))
+        return (D * D).sum((-1, -2)) / (2 * self.sigma**2)
+
+    def population_loss(self, w: Tensor, w0: Tensor) -> Tensor:
+        """L(w) = (N/2)(log 2πσ² + 1) + K(w), exact."""
+        return 0.5 * self.N * (LOG_2PI + 2 * math.log(self.sigma) + 1) + self.kl(w, w0)
+
+
+# --- Logistic regression: y ~ Bernoulli(sigmoid(w·x)), x ~ N(0, I_d) ------------------------
+
+@dataclass(frozen=True)
+class LogisticRegression:
+    """p(y=1|x, w) = sigmoid(w·x), x ~ N(0, I_d); y ∈ {0, 1}."""
+
+    d: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.d, bool) or not isinstance(self.d, int) or self.d < 1:
+            raise ValueError(f"d must be a positive integer, got {self.d!r}.")
+
+    def _check_w(self, w: Tensor) -> Tensor:
+        if w.shape[-1:] != (self.d,):
+            raise ValueError(f"logistic regression: parameters must have last dimension d = {self.d}, got shape {tuple(w.shape)}.")
+        return w
+
+    def sample(self, w0: Tensor | list[float], n: int, *, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """(x, y): x ~ N(0, I_d) of shape (n, d), y ~ Bernoulli(sigmoid(w0·x)) of shape (n,), float64."""
+        _check_n(n)
+        w0 = self._check_w(torch.as_tensor(w0, dtype=torch.float64))
+        x = torch.randn(n, self.d, generator=generator, dtype=torch.float64)
+        u = torch.rand(n, generator=generator, dtype=torch.float64)
+        return x, (u < torch.sigmoid(x @ w0)).double()
+
+    def nll(self, w: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        """Per-sample −log p(y_i|x_i, w) = log(1 + e^{z_i}) − y_i z_i, z_i = w·x_i; shape ``w.shape[:-1] + (n,)``."""
+        self._check_w(w)
+        if x.ndim != 2 or x.shape[1] != self.d or y.shape != (x.shape[0],):
+            raise ValueError(f"expected x of shape (n, {self.d}) and y of shape (n,), got {tuple(x.shape)} and {tuple(y.shape)}.")
+        z = w @ x.T if w.ndim > 1 else x @ w
+        return torch.nn.functional.softplus(z) - y * z
+
+    def empirical_loss(self, w: Tensor, x: Tensor, y: Tensor, *, chunk: int = 1 << 22) -> Tensor:
+        """L_n(w) = mean_i −log p(y_i|x_i, w), shape ``w.shape[:-1]``; data processed in chunks."""
+        self._check_w(w)
+        n = x.shape[0]
+        if n < 1:
+            raise ValueError("need at least one data point.")
+        per = max(1, chunk // max(1, w[..., 0].numel()))
+        total = torch.zeros(w.shape[:-1], dtype=torch.float64)
+        for s in range(0, n, per):
+            total = total + self.nll(w, x[s : s + per], y[s : s + per]).sum(-1)
+        return total / n
+
+
+# --- Gaussian mixtures (density models: data x only) ---------------------------------------
+
+def _check_x_1d(x: Tensor) -> None:
+    if x.ndim != 1 or x.numel() < 1:
+        raise ValueError(f"x must be a non-empty 1-D tensor of observations, got shape {tuple(x.shape)}.")
+
+
+def _chunked_mean(nll: Callable[[Tensor, Tensor], Tensor], w: Tensor, x: Tensor, chunk: int) -> Tensor:
+    per = max(1, chunk // max(1, w[..., 0].numel()))
+    total = torch.zeros(w.shape[:-1], dtype=torch.float64)
+    for s in range(0, x.shape[0], per):
+        total = total + nll(w, x[s : s + per]).sum(-1)
+    return total / x.shape[0]
+
+
+@dataclass(frozen=True)
+class WeightMixture:
+    """p(x|a, b) = (1 − a) N(x; 0, 1) + a N(x; b, 1), w = (a, b) with a ∈ [0, 1] (truth N(0,1): λ = 1/2, m = 2)."""
+
+    d: int = 2
+
+    def _check_w(self, w: Tensor) -> Tensor:
+        if w.shape[-1:] != (2,):
+            raise ValueError(f"the mixture (1−a)N(0,1) + aN(b,1) has parameters (a, b), last dimension 2; got shape {tuple(w.shape)}.")
+        a = w[..., 0]
+        if ((a < 0) | (a > 1)).any():
+            raise ValueError("the mixing weight a must lie in [0, 1].")
+        return w
+
+    def sample(self, w0: Tensor | list[float], n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """n draws from (1 − a0) N(0,1) + a0 N(b0,1), float64, shape ``(n,)``."""
+        _check_n(n)
+        w0 = self._check_w(torch.as_tensor(w0, dtype=torch.float64))
+        comp = torch.rand(n, generator=generator, dtype=torch.float64) < w0[0]
+        return torch.randn(n, generator=generator, dtype=torch.float64) + comp * w0[1]
+
+    def nll(self, w: Tensor, x: Tensor) -> Tensor:
+        """Per-sample −log[(1 − a)N(x_i;0,1) + aN(x_i;b,1)], shape ``w.shape[:-1] + (n,)``."""
+        self._check_w(w)
+        _check_x_1d(x)
+        a, b = w[..., 0:1], w[..., 1:2]
+        l0 = torch.log1p(-a) - 0.5 * x * x
+        l1 = torch.log(a) - 0.5 * (x - b) ** 2
+        return 0.5 * LOG_2PI - torch.logaddexp(l0, l1)
+
+    def empirical_loss(self, w: Tensor, x: Tensor, *, chunk: int = 1 << 22) -> Tensor:
+        """L_n(w) = mean_i −log p(x_i|w), shape ``w.shape[:-1]``."""
+        self._check_w(w)
+        _check_x_1d(x)
+        return _chunked_mean(self.nll, w, x, chunk)
+
+
+@dataclass(frozen=True)
+class SymmetricMixture:
+    """p(x|b) = ½ N(x; b, 1) + ½ N(x; −b, 1), w = (b,) (truth b = 0: λ = 1/4, m = 1)."""
+
+    d: int = 1
+
+    def _check_w(self, w: Tensor) -> Tensor:
+        if w.shape[-1:] != (1,):
+            raise ValueError(f"the mixture ½N(b,1) + ½N(−b,1) has one parameter b (last dimension 1); got shape {tuple(w.shape)}.")
+        return w
+
+    def sample(self, w0: Tensor | list[float], n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """n draws from ½ N(b0, 1) + ½ N(−b0, 1), float64, shape ``(n,)``."""
+        _check_n(n)
+        w0 = self._check_w(torch.as_tensor(w0, dtype=torch.float64))
+        sign = 2.0 * (torch.rand(n, generator=generator, dtype=torch.float64) < 0.5) - 1.0
+        return torch.randn(n, generator=generator, dtype=torch.float64) + sign * w0[0]
+
+    def nll(self, w: Tensor, x: Tensor) -> Tensor:
+        """Per-sample ½ log 2π + (x_i² + b²)/2 − log cosh(b x_i), shape ``w.shape[:-1] + (n,)``."""
+        self._check_w(w)
+        _check_x_1d(x)
+        b = w[..., 0:1]
+        t = (b * x).abs()
+        log_cosh = t + torch.log1p(torch.exp(-2 * t)) - math.log(2.0)
+        return 0.5 * LOG_2PI + 0.5 * (x * x + b * b) - log_cosh
+
+    def empirical_loss(self, w: Tensor, x: Tensor, *, chunk: int = 1 << 22) -> Tensor:
+        """L_n(w) = mean_i −log p(x_i|w), shape ``w.shape[:-1]``."""
+        self._check_w(w)
+        _check_x_1d(x)
+        return _chunked_mean(self.nll, w, x, chunk)
+
+
+MIXTURE_WEIGHT = WeightMixture()
+MIXTURE_SYMMETRIC = SymmetricMixture()
+
+
+# --- Monte Carlo population loss for any of the models above -------------------------------
+
+def population_loss_mc(
+    model: object, w: Tensor, w0: Tensor | list[float], *, n: int = 1_000_000, generator: torch.Generator | None = None
+) -> Tensor:
+    """L(w) ≈ (1/n) Σ_i −log p(z_i|w) on n fresh draws z_i from the truth w0 (error O(n^{-1/2})), shape ``w.shape[:-1]``.
+
+    ``model`` needs ``sample(w0, n, generator=...)`` and ``empirical_loss(w, *data)``. For K(w)
+    use ``kl_mc``, which reuses the same draws for L(w0) so most of the noise cancels.
+    """
+    data = model.sample(w0, n, generator=generator)
+    data = data if isinstance(data, tuple) else (data,)
+    return model.empirical_loss(torch.as_tensor(w, dtype=torch.float64), *data)
+
+
+def kl_mc(
+    model: object, w: Tensor, w0: Tensor | list[float], *, n: int = 1_000_000, generator: torch.Generator | None = None
+) -> Tensor:
+    """K(w) ≈ (1/n) Σ_i [log p(z_i|w0) − log p(z_i|w)] on n draws z_i from the truth (common random numbers)."""
+    data = model.sample(w0, n, generator=generator)
+    data = data if isinstance(data, tuple) else (data,)
+    w = torch.as_tensor(w, dtype=torch.float64)
+    w0 = torch.as_tensor(w0, dtype=torch.float64)
+    return model.empirical_loss(w, *data) - model.empirical_loss(w0, *data)

@@ -12,6 +12,8 @@ when nβL_n is in the millions. Grids may be 1-D (shape ``(G,)``) or 2-D (``(G1,
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -157,3 +159,206 @@ def log_uniform_prior(w: Tensor, low: float, high: float) -> Tensor:
         raise ValueError(f"need low < high for a uniform prior, got [{low}, {high}].")
     inside = (w >= low) & (w <= high)
     return torch.where(inside, torch.full_like(w, -math.log(high - low)), torch.full_like(w, -math.inf))
+
+
+# --- Adaptive quadrature for large n -------------------------------------------------------
+
+@dataclass(frozen=True)
+class AdaptiveFreeEnergy:
+    """Result of ``free_energy_adaptive``: F_n(β), the final box, points per axis, and whether it converged."""
+
+    free_energy: float
+    box: tuple[tuple[float, float], ...]
+    points: int
+    iterations: int
+    converged: bool
+    change: float
+
+
+def _evaluate_log_u(
+    loss_fn: Callable[[Tensor], Tensor],
+    log_prior_fn: Callable[[Tensor], Tensor],
+    axes: list[Tensor],
+    nbeta: float,
+    block: int,
+) -> Tensor:
+    """log φ(w) − nβL_n(w) on the mesh of ``axes``, evaluated in row blocks of ≤ ``block`` points."""
+    shape = tuple(len(a) for a in axes)
+    out = torch.empty(shape, dtype=torch.float64)
+    rest = math.prod(shape[1:])
+    rows = max(1, block // max(1, rest))
+    for s in range(0, shape[0], rows):
+        mesh = torch.meshgrid(axes[0][s : s + rows], *axes[1:], indexing="ij")
+        w = torch.stack(mesh, dim=-1)
+        loss = loss_fn(w)
+        prior = log_prior_fn(w)
+        if loss.shape != w.shape[:-1] or prior.shape != w.shape[:-1]:
+            raise ValueError(
+                f"loss_fn and log_prior_fn must map parameters of shape (..., d) to shape (...); got "
+                f"{tuple(loss.shape)} and {tuple(prior.shape)} for input {tuple(w.shape)}."
+            )
+        out[s : s + rows] = prior.double() - nbeta * loss.double()
+    if torch.isnan(out).any():
+        raise ValueError("log φ(w) − nβL_n(w) is NaN somewhere on the grid; check the model and the bounds.")
+    if (out == math.inf).any():
+        raise ValueError("log φ(w) − nβL_n(w) is +inf somewhere; the loss must be bounded below and the prior finite.")
+    return out
+
+
+def free_energy_adaptive(
+    loss_fn: Callable[[Tensor], Tensor],
+    log_prior_fn: Callable[[Tensor], Tensor],
+    bounds: Sequence[tuple[float, float]],
+    n: float,
+    beta: float = 1.0,
+    *,
+    points: int | None = None,
+    window: float = 40.0,
+    tol: float = 1e-6,
+    max_points: int | None = None,
+    max_iter: int = 40,
+    block: int = 1 << 20,
+) -> AdaptiveFreeEnergy:
+    """F_n(β) = −log ∫ φ(w) exp(−nβL_n(w)) dw over the box ``bounds`` (1-D or 2-D), by zooming and refining grids.
+
+    Each step evaluates log u = log φ − nβL_n on a uniform grid with ``points`` per axis and sums
+    with trapezoid weights (logsumexp throughout). The box is then shrunk to where log u ≥ max − ``window`` (padded by two cells): far
+    from the peak the integrand is below e^{−window} of its maximum and contributes nothing visible.
+    Once the box is stable the grid is refined (points → 2·points − 1, so old nodes are reused)
+    until F changes by less than ``tol`` nats. The rectangle rule is spectrally accurate for a
+    smooth integrand that vanishes at the box edge, so convergence is fast once the posterior
+    width is resolved.
+
+    Cost is (number of grid points) × (cost of one loss evaluation): pass a ``loss_fn`` that uses
+    sufficient statistics (e.g. ``LinearFeatureRegression.loss_from_statistics``), so n = 10⁶ costs
+    no more than n = 10; a generic ``model.empirical_loss`` works too but costs O(n) per point.
+    ``loss_fn`` and ``log_prior_fn`` map (..., d) → (...). Mass outside ``bounds`` is ignored.
+    """
+    _check_n_beta(n, beta)
+    bounds = tuple((float(lo), float(hi)) for lo, hi in bounds)
+    d = len(bounds)
+    if d not in (1, 2):
+        raise ValueError(f"free_energy_adaptive handles 1-D or 2-D parameters, got {d} bounds.")
+    if any(not (math.isfinite(lo) and math.isfinite(hi) and hi > lo) for lo, hi in bounds):
+        raise ValueError(f"each bound must be a finite interval (low, high) with low < high, got {bounds}.")
+    points = points if points is not None else (401 if d == 1 else 129)
+    max_points = max_points if max_points is not None else (1 << 18 if d == 1 else 4097)
+    if points < 5 or max_points < points:
+        raise ValueError(f"need 5 ≤ points ≤ max_points, got points={points}, max_points={max_points}.")
+    if not (window > 0 and tol > 0):
+        raise ValueError("window and tol must be positive.")
+    nbeta = n * beta
+    box = bounds
+    previous: float | None = None
+    change = math.inf
+    free = math.nan
+    for it in range(1, max_iter + 1):
+        axes = [torch.linspace(lo, hi, points, dtype=torch.float64) for lo, hi in box]
+        log_u = _evaluate_log_u(loss_fn, log_prior_fn, axes, nbeta, block)
+        peak = log_u.max()
+        if peak == -math.inf:
+            raise ValueError("the prior is zero everywhere in the box; check bounds and log_prior_fn.")
+        log_vol = sum(math.log((hi - lo) / (points - 1)) for lo, hi in box)
+        # Trapezoid weights (½ on the edges): O(h²) where the box edge cuts through mass (a
+        # uniform prior's support), spectrally accurate where the integrand has died out.
+        log_w = log_u.clone()
+        for k in range(d):
+            log_w.narrow(k, 0, 1).add_(-math.log(2.0))
+            log_w.narrow(k, points - 1, 1).add_(-math.log(2.0))
+        free = -(torch.logsumexp(log_w.reshape(-1), 0).item() + log_vol)
+        # Where is the integrand within `window` nats of its max? Its bounding box, padded by two cells.
+        keep = log_u >= peak - window
+        new_box = []
+        for k, (lo, hi) in enumerate(box):
+            other = tuple(j for j in range(d) if j != k)
+            hit = keep.any(dim=other) if other else keep
+            idx = torch.nonzero(hit).flatten()
+            h = (hi - lo) / (points - 1)
+            a = axes[k][idx[0]].item() - 2 * h
+            b = axes[k][idx[-1]].item() + 2 * h
+            new_box.append((max(a, bounds[k][0]), min(b, bounds[k][1])))
+        grows = any(a < lo - 1e-12 * (hi - lo) or b > hi + 1e-12 * (hi - lo) for (a, b), (lo, hi) in zip(new_box, box))
+        shrinks = math.prod((b - a) / (hi - lo) for (a, b), (lo, hi) in zip(new_box, box)) < 0.5
+        if grows or shrinks:
+            box = tuple((min(a, lo), max(b, hi)) if grows else (a, b) for (a, b), (lo, hi) in zip(new_box, box))
+            previous = None
+            continue
+        if previous is not None:
+            change = abs(free - previous)
+            if change < tol:
+                return AdaptiveFreeEnergy(free, box, points, it, True, change)
+        if 2 * points - 1 > max_points:
+            break
+        previous = free
+        points = 2 * points - 1
+    warnings.warn(
+        f"free_energy_adaptive did not reach tol={tol} (last change {change:.3g} nats at {points} points per axis); "
+        "raise max_points, narrow the bounds, or loosen tol.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return AdaptiveFreeEnergy(free, box, points, it, False, change)
+
+
+def laplace_free_energy(
+    loss_at_w0: float, hessian: Tensor, n: float, log_prior_at_w0: float, *, beta: float = 1.0
+) -> float:
+    """F_n ≈ nβL_n(ŵ) − log φ(ŵ) + (d/2) log(nβ/2π) + ½ log det H, H = ∇²L_n(ŵ) (d × d, positive definite)."""
+    _check_n_beta(n, beta)
+    hessian = torch.as_tensor(hessian, dtype=torch.float64)
+    if hessian.ndim == 0:
+        hessian = hessian.reshape(1, 1)
+    if hessian.ndim != 2 or hessian.shape[0] != hessian.shape[1]:
+        raise ValueError(f"hessian must be a square d × d matrix, got shape {tuple(hessian.shape)}.")
+    sign, logdet = torch.linalg.slogdet(hessian)
+    if sign <= 0:
+        raise ValueError("the Hessian is not positive definite: the Laplace approximation needs a regular minimum.")
+    d = hessian.shape[0]
+    nb = n * beta
+    return nb * float(loss_at_w0) - float(log_prior_at_w0) + 0.5 * d * math.log(nb / (2 * math.pi)) + 0.5 * logdet.item()
+
+
+def bic(n: float, loss_min: float, d: int) -> float:
+    """BIC = nL_n(ŵ) + (d/2) log n (Schwarz 1978): F_n up to O_p(1) for a regular model."""
+    _check_n_beta(n, 1.0)
+    if isinstance(d, bool) or not isinstance(d, int) or d < 0:
+        raise ValueError(f"d (the number of parameters) must be a non-negative integer, got {d!r}.")
+    return n * float(loss_min) + 0.5 * d * math.log(n)
+
+
+@dataclass(frozen=True)
+class SlopeFit:
+    """OLS fit value ≈ slope·log n + intercept, with the standard error of the slope."""
+
+    slope: float
+    stderr: float
+    intercept: float
+
+
+def free_energy_slope(ns: Sequence[float] | Tensor, F_minus_nLn: Sequence[float] | Tensor, *, multiplicity: int = 1) -> SlopeFit:
+    """OLS slope of F_n − nL_n(w0) + (m−1) log log n against log n (≈ λ), with its standard error.
+
+    With the default m = 1 this is the plain regression on log n (regular models: slope d/2).
+    Passing the known multiplicity m removes the −(m−1) log log n term of Watanabe's formula
+    before fitting. The standard error is the usual OLS one, √(RSS/(k−2) / Σ(log n − mean)²).
+    """
+    logn = torch.log(torch.as_tensor(ns, dtype=torch.float64))
+    vals = torch.as_tensor(F_minus_nLn, dtype=torch.float64)
+    if logn.ndim != 1 or vals.shape != logn.shape:
+        raise ValueError(f"ns and F_minus_nLn must be 1-D of equal length, got {tuple(logn.shape)} and {tuple(vals.shape)}.")
+    if logn.numel() < 3:
+        raise ValueError("need at least 3 values of n to fit a slope with a standard error.")
+    if isinstance(multiplicity, bool) or not isinstance(multiplicity, int) or multiplicity < 1:
+        raise ValueError(f"multiplicity must be a positive integer, got {multiplicity!r}.")
+    if multiplicity > 1 and (logn <= 0).any():
+        raise ValueError("with multiplicity > 1 every n must exceed 1 (log log n is needed).")
+    vals = vals + (multiplicity - 1) * torch.log(logn)
+    xc = logn - logn.mean()
+    sxx = (xc * xc).sum()
+    if sxx <= 0:
+        raise ValueError("the values of n must not all be equal.")
+    slope = (xc * (vals - vals.mean())).sum() / sxx
+    intercept = vals.mean() - slope * logn.mean()
+    resid = vals - (slope * logn + intercept)
+    stderr = torch.sqrt((resid * resid).sum() / (logn.numel() - 2) / sxx)
+    return SlopeFit(slope=slope.item(), stderr=stderr.item(), intercept=intercept.item())
