@@ -1,0 +1,111 @@
+"""Chapter 03 checks: pass on the solutions, fail on stubs and on plausible wrong answers."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+from slt_course_utils import volume
+from slt_course_utils.checks import CheckFailure, ch03
+
+from .conftest import solution_namespace
+
+SOL = solution_namespace("03_learning_coefficient")
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError("Exercise not done yet: replace this line with your solution.")
+
+
+def _estimate_with_m(force_m=None, scale=1.0):
+    def estimate(potentials, num_samples, seed):
+        out = {}
+        for name, (K, sampler, m) in potentials.items():
+            fit = ch03.reference_estimate(K, sampler, force_m or m, num_samples, seed)
+            out[name] = (fit.lam * scale, fit.lam_se)
+        return out
+
+    return estimate
+
+
+def _newton_vertices_only(exponents):
+    return min(Fraction(max(a, b)) for a, b in exponents)
+
+
+CASES = {
+    "check_volume_fraction": (
+        SOL["volume_fraction"],
+        {
+            "counts instead of fractions": lambda k, e: (k[None, :] < e[:, None]).sum(1).double(),
+            "fraction above ε": lambda k, e: (k[None, :] >= e[:, None]).double().mean(1),
+        },
+    ),
+    "check_fit_slope": (
+        SOL["fit_slope"],
+        {
+            "no logs": lambda e, v: float(np.polyfit(np.asarray(e), np.asarray(v), 1)[0]),
+            "log10 of V against ln ε": lambda e, v: float(np.polyfit(np.log(np.asarray(e)), np.log10(np.asarray(v)), 1)[0]),
+        },
+    ),
+    "check_rlct_normal_crossing": (
+        SOL["rlct_normal_crossing_answer"],
+        {
+            "prior power forgotten": lambda k, h: SOL["rlct_normal_crossing_answer"](k, [0] * len(k)),
+            "multiplicity always 1": lambda k, h: (SOL["rlct_normal_crossing_answer"](k, h)[0], 1),
+            "float instead of Fraction": lambda k, h: (float(SOL["rlct_normal_crossing_answer"](k, h)[0]), SOL["rlct_normal_crossing_answer"](k, h)[1]),
+            "max instead of min": lambda k, h: (max(Fraction(hj + 1, 2 * kj) for kj, hj in zip(k, h) if kj), 1),
+        },
+    ),
+    "check_blowup_chart": (
+        SOL["blowup_chart"],
+        {
+            "Jacobian forgotten": lambda a, b: ((2 * a + b, a), (0, 0)),
+            "u-power of w1 w2 counted once": lambda a, b: ((a + b, a), (1, 0)),
+        },
+    ),
+    "check_estimate_rlcts": (
+        SOL["estimate_rlcts"],
+        {
+            "multiplicity ignored (m = 1)": _estimate_with_m(force_m=1),
+            "slope 10% off": _estimate_with_m(scale=1.1),
+            "placeholder standard error": lambda p, n, s: {k: (v[0], 1.0) for k, v in _estimate_with_m()(p, n, s).items()},
+        },
+    ),
+    "check_newton_distance": (
+        SOL["newton_distance"],
+        {
+            "vertices only, edges ignored": _newton_vertices_only,
+            "returns λ = 1/t": lambda exps: 1 / SOL["newton_distance"](exps),
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_check_passes_on_the_solution(name, capsys):
+    getattr(ch03, name)(CASES[name][0])
+    assert "passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_check_fails_on_the_stub(name):
+    with pytest.raises(CheckFailure, match="not implemented yet") as info:
+        getattr(ch03, name)(stub)
+    assert info.value.not_implemented
+
+
+@pytest.mark.parametrize(
+    ("name", "wrong"), [(name, wrong) for name in sorted(CASES) for wrong in sorted(CASES[name][1])]
+)
+def test_check_rejects_a_plausible_wrong_answer(name, wrong):
+    with pytest.raises(CheckFailure) as info:
+        getattr(ch03, name)(CASES[name][1][wrong])
+    assert not info.value.not_implemented
+    assert "expected" in str(info.value) or "Hint" in str(info.value) or "should" in str(info.value)
+
+
+def test_solution_volume_fraction_agrees_with_the_package():
+    k = torch.rand(1000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    eps = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
+    assert torch.allclose(SOL["volume_fraction"](k, eps), volume.volume_curve(k, eps).volume)
