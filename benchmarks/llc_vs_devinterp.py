@@ -1,0 +1,158 @@
+"""Benchmark: the course's vectorised LLC estimator against devinterp 1.3.2 on identical work.
+
+    make bench                      # installs devinterp==1.3.2 (the 'bench' extra) and runs this
+    python benchmarks/llc_vs_devinterp.py [--chains 1 4 16 64] [--draws 200] [--threads 1]
+
+Both estimators get the same model at the same w*, the same data, step size ε, localisation γ,
+nβ, number of draws and burn-in, the same minibatch size, and the same L(w*) (full data).
+devinterp runs its chains one after another (cores=1); ``estimate_llc`` advances them together.
+For each task and chain count the script prints the wall time of each, the ratio, and whether
+the two means agree within 3 combined standard errors (standard errors over chains).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import time
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from slt_course_utils.llc import estimate_llc
+
+
+class ToyModelOfSuperposition(nn.Module):
+    """f(x) = ReLU(WᵀWx + b), W ∈ R^{m×c} (Elhage et al. 2022)."""
+
+    def __init__(self, c: int = 6, m: int = 2) -> None:
+        super().__init__()
+        self.W = nn.Parameter(torch.randn(m, c) * 0.1)
+        self.b = nn.Parameter(torch.zeros(c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x @ self.W.T @ self.W + self.b)
+
+
+class DeepLinearNetwork(nn.Module):
+    """f(x) = W_L ⋯ W_1 x, no biases."""
+
+    def __init__(self, widths: list[int]) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(*[nn.Linear(a, b, bias=False) for a, b in zip(widths[:-1], widths[1:], strict=True)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def tms_task(n: int, seed: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """TMS 6→2 trained to a critical point on high-sparsity data (one active feature, value U[0,1])."""
+    g = torch.Generator().manual_seed(seed)
+    c = 6
+    idx = torch.randint(0, c, (n,), generator=g)
+    x = torch.zeros(n, c)
+    x[torch.arange(n), idx] = torch.rand(n, generator=g)
+    torch.manual_seed(seed)
+    model = ToyModelOfSuperposition(c)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(3000):
+        opt.zero_grad()
+        F.mse_loss(model(x), x).backward()
+        opt.step()
+    return model, x, x.clone()
+
+
+def dln_task(n: int, seed: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """A deep linear network [5, 4, 4, 5] at a random true parameter, noiseless targets, x ~ U[−1, 1]^5."""
+    torch.manual_seed(seed)
+    model = DeepLinearNetwork([5, 4, 4, 5])
+    g = torch.Generator().manual_seed(seed)
+    x = 2 * torch.rand(n, 5, generator=g) - 1
+    with torch.no_grad():
+        y = model(x)
+    return model, x, y
+
+
+def run_devinterp(model, x, y, *, chains, draws, burnin, lr, localization, nbeta, batch_size, init_loss, seed):
+    from devinterp.optim.sgld import SGLD
+    from devinterp.slt.sampler import estimate_learning_coeff_with_summary
+
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = time.perf_counter()
+        out = estimate_learning_coeff_with_summary(
+            model, loader, evaluate=lambda m, batch: F.mse_loss(m(batch[0]), batch[1]),
+            sampling_method=SGLD, optimizer_kwargs={"lr": lr, "localization": localization, "nbeta": nbeta},
+            num_draws=draws, num_chains=chains, num_burnin_steps=burnin, num_steps_bw_draws=1,
+            init_loss=init_loss, seed=seed, device="cpu", verbose=False, online=False,
+        )
+        seconds = time.perf_counter() - start
+    per_chain = torch.tensor([out[f"llc-chain/{i}"] for i in range(chains)], dtype=torch.float64)
+    return seconds, per_chain
+
+
+def run_course(model, x, y, *, chains, draws, burnin, lr, localization, nbeta, batch_size, seed):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = time.perf_counter()
+        res = estimate_llc(model, (x, y), F.mse_loss, num_chains=chains, num_draws=draws, num_burnin_steps=burnin,
+                           lr=lr, localization=localization, nbeta=nbeta, batch_size=batch_size, device="cpu",
+                           seed=seed, progress=False, check_localization=False)
+        seconds = time.perf_counter() - start
+    return seconds, res.per_chain.double()
+
+
+def summary(per_chain: torch.Tensor) -> tuple[float, float]:
+    k = per_chain.numel()
+    se = per_chain.std().item() / math.sqrt(k) if k > 1 else math.nan
+    return per_chain.mean().item(), se
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chains", type=int, nargs="+", default=[1, 4, 16, 64])
+    parser.add_argument("--draws", type=int, default=200)
+    parser.add_argument("--burnin", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for both (tiny models: 1 is fastest)")
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=100)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    import devinterp
+
+    print(f"# LLC benchmark: slt_course_utils.estimate_llc vs devinterp {getattr(devinterp, '__version__', '1.3.2')}")
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, torch threads = {args.threads}, "
+          f"n = {args.n}, batch = {args.batch_size}, draws = {args.draws}, burn-in = {args.burnin}\n")
+    tasks = {
+        "TMS 6→2": (tms_task, {"lr": 1e-3, "localization": 100.0}),
+        "DLN [5,4,4,5]": (dln_task, {"lr": 1e-4, "localization": 10.0}),
+    }
+    print("| task | chains | devinterp (s) | course (s) | speed-up | λ̂ devinterp | λ̂ course | agree (3σ) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, (make, hp) in tasks.items():
+        model, x, y = make(args.n, seed=0)
+        nbeta = args.n / math.log(args.n)
+        with torch.no_grad():
+            init_loss = F.mse_loss(model(x), y).item()
+        for chains in args.chains:
+            common = {"chains": chains, "draws": args.draws, "burnin": args.burnin, "nbeta": nbeta,
+                      "batch_size": args.batch_size, "seed": 0, **hp}
+            t_ref, ref = run_devinterp(model, x, y, init_loss=init_loss, **common)
+            t_ours, ours = run_course(model, x, y, **common)
+            (m1, s1), (m2, s2) = summary(ref), summary(ours)
+            if chains > 1:
+                agree = "yes" if abs(m1 - m2) <= 3 * math.hypot(s1, s2) else "NO"
+                fmt = lambda m, s: f"{m:.3f} ± {s:.3f}"  # noqa: E731
+            else:
+                agree, fmt = "n/a (1 chain)", lambda m, s: f"{m:.3f}"  # noqa: E731
+            print(f"| {name} | {chains} | {t_ref:.2f} | {t_ours:.3f} | {t_ref / t_ours:.1f}× | {fmt(m1, s1)} | "
+                  f"{fmt(m2, s2)} | {agree} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
