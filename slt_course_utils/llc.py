@@ -375,23 +375,28 @@ class LLCResult:
         return fig
 
 
-def _levelled_off(lam_draws: np.ndarray) -> tuple[bool | None, list[float]]:
-    """Per chain z = (mean of last quarter − mean of third quarter)/std of second half; |z| < 0.5."""
+def _levelled_off(lam_draws: np.ndarray) -> tuple[bool | None, float, float]:
+    """Did λ̂ level off? Per chain δ_c = mean(last quarter) − mean(third quarter) of nβ(L − L*).
+
+    Returns (levelled, drift, t): drift = mean δ_c, t = drift/(std δ_c/√chains) (a paired
+    test across chains, robust to autocorrelation within chains). Not levelled when the
+    drift is both significant (|t| > 3) and material (> 5% of |λ̂|, or > 0.01).
+    With one chain, t uses the chain's second-half std instead.
+    """
+    rows = lam_draws[np.isfinite(lam_draws).all(axis=1)]
     d = lam_draws.shape[1]
-    if d < 8:
-        return None, []
+    if d < 8 or len(rows) == 0:
+        return None, math.nan, math.nan
     q = d // 4
-    zs = []
-    for row in lam_draws:
-        if not np.isfinite(row).all():
-            continue
-        q3, q4 = row[d - 2 * q : d - q], row[d - q :]
-        sd = row[d - 2 * q :].std()
-        zs.append(float((q4.mean() - q3.mean()) / sd) if sd > 0 else 0.0)
-    if not zs:
-        return None, []
-    ok = [abs(z) < 0.5 for z in zs]
-    return sum(ok) >= len(ok) / 2, zs
+    deltas = rows[:, d - q :].mean(1) - rows[:, d - 2 * q : d - q].mean(1)
+    drift = float(deltas.mean())
+    if len(rows) >= 2:
+        sd = float(deltas.std(ddof=1)) / math.sqrt(len(rows))
+    else:
+        sd = float(rows[0, d - 2 * q :].std())
+    t = drift / sd if sd > 0 else (0.0 if drift == 0 else math.inf)
+    material = abs(drift) > max(0.05 * abs(float(rows.mean())), 0.01)
+    return not (abs(t) > 3 and material), drift, t
 
 
 # --------------------------------------------------------------------------------------
@@ -636,13 +641,14 @@ def estimate_llc(
             "Only one chain contributed, so the std and standard error over chains are "
             "undefined (reported as NaN); use num_chains ≥ 2 for an error bar.", stacklevel=2)
 
-    levelled, zs = _levelled_off(lam_draws.numpy())
+    levelled, drift, t_drift = _levelled_off(lam_draws.numpy())
     finite = torch.isfinite(loss_trace)
     diagnostics.update({
         "mala_acceptance": float(acc_sum.sum() / acc_cnt.sum()) if float(acc_cnt.sum()) > 0 else math.nan,
         "mala_acceptance_per_chain": (acc_sum / acc_cnt.clamp(min=1)).cpu().tolist(),
         "levelled_off": levelled,
-        "levelled_off_z": zs,
+        "drift_last_quarters": drift,
+        "drift_t": t_drift,
         "fraction_negative_draws": float((loss_trace[finite] < loss_star).double().mean()),
         "diverged_chains": diverged,
         "num_valid_chains": len(valid),
@@ -650,8 +656,9 @@ def estimate_llc(
     })
     if levelled is False:
         warnings.warn(
-            "The λ̂ traces have not levelled off (last two quarters of the draws differ by more "
-            "than half a std in most chains); run more draws or burn-in, or raise lr.", stacklevel=2)
+            f"The λ̂ traces have not levelled off: nβ(L − L*) changed by {drift:.3g} between the "
+            f"third and last quarter of the draws (t = {t_drift:.1f} across chains). Run more "
+            "draws or burn-in, or raise lr (within stability).", stacklevel=2)
     if mean < 0:
         warnings.warn(
             f"The mean λ̂ = {mean:.3g} is negative: the sampler found lower loss than L(w*), so w* "
@@ -726,8 +733,7 @@ def plot_calibration(table: Mapping[str, Any], ax: Any = None, *, title: str | N
         fig, ax = plt.subplots(figsize=(1.3 * mean.shape[1] + 2.5, 0.8 * mean.shape[0] + 2))
     else:
         fig = ax.figure
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("lightgrey")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
     im = ax.imshow(np.ma.masked_invalid(mean), cmap=cmap, aspect="auto", origin="lower")
     for i in range(mean.shape[0]):
         for j in range(mean.shape[1]):
