@@ -489,6 +489,12 @@ def estimate_llc(
       pre-step w (as devinterp does); ``"full"`` evaluates L_n on all data at each draw.
     - L_n(w*) is always the full-data loss; ``eval_batch_size`` chunks full-data passes.
     - Std over chains uses ddof = 1; stderr = std/√(chains). Both are NaN with one chain.
+    - Diagnostics: ``mala_acceptance`` is the mean Metropolis-adjusted-Langevin acceptance
+      probability of the proposals actually made (never used to reject); it uses the
+      potential nβL + γ/2|w − w*|² on consecutive steps' batches, so it is exact for full
+      batches and a noisier proxy with minibatches. ``levelled_off`` compares the last two
+      quarters of the draws across chains; ``fraction_negative_draws`` counts L(w) < L(w*).
+      The progress bar runs over SGLD steps (burn-in included).
     - Parameters keep the model's dtype (float32 usually); frozen parameters and buffers
       are passed unchanged. Dropout in train mode uses torch's global RNG (call ``eval()``).
 
@@ -505,7 +511,8 @@ def estimate_llc(
     n_data = len(x)
     n = n_data if n is None else n
     if num_burnin_steps is None:
-        num_burnin_steps = math.ceil(0.25 * num_draws * num_steps_bw_draws) if isinstance(num_draws, int) and isinstance(num_steps_bw_draws, int) else 0
+        valid_sizes = isinstance(num_draws, int) and isinstance(num_steps_bw_draws, int)
+        num_burnin_steps = math.ceil(0.25 * num_draws * num_steps_bw_draws) if valid_sizes else 0
     _validate(n=n, n_data=n_data, num_chains=num_chains, num_draws=num_draws,
               num_burnin_steps=num_burnin_steps, num_steps_bw_draws=num_steps_bw_draws, lr=lr,
               localization=localization, nbeta=nbeta, batch_size=batch_size, draw_loss=draw_loss,
@@ -551,7 +558,7 @@ def estimate_llc(
     diverged: list[dict[str, Any]] = []
     acc_sum = torch.zeros(C, dtype=torch.float64, device=dev)
     acc_cnt = torch.zeros(C, dtype=torch.float64, device=dev)
-    prev: tuple[Params, Params, Tensor, Params] | None = None  # (w_t, G_t, U_t, w_{t+1})
+    prev: tuple[Params, Params, Tensor] | None = None  # (w_t, G_t, U_t) of the previous step
     hp = {
         "n": n, "nbeta": nbeta, "lr": lr, "localization": float(localization), "num_chains": C,
         "num_draws": D, "num_burnin_steps": num_burnin_steps, "num_steps_bw_draws": k,
@@ -600,7 +607,7 @@ def estimate_llc(
         G = {k_: nbeta * grads[k_] + localization * dw[k_] for k_ in names}
         U = nbeta * losses.double() + 0.5 * localization * _sq_norm(dw).double()
         if prev is not None and step > num_burnin_steps:
-            w_t, G_t, U_t, _ = prev
+            w_t, G_t, U_t = prev
             fwd = _sq_norm({k_: params[k_] - w_t[k_] + 0.5 * lr * G_t[k_] for k_ in names})
             bwd = _sq_norm({k_: w_t[k_] - params[k_] + 0.5 * lr * G[k_] for k_ in names})
             log_a = U_t - U + (fwd.double() - bwd.double()) / (2 * lr)
@@ -617,7 +624,7 @@ def estimate_llc(
 
         new = sgld_step(params, grads, params_star, lr=lr, nbeta=nbeta,
                         localization=localization, generator=gen)
-        prev = ({k_: params[k_] for k_ in names}, G, U, new)
+        prev = ({k_: params[k_] for k_ in names}, G, U)
         for k_ in names:
             mask = active.view(-1, *([1] * (params[k_].ndim - 1)))
             params[k_] = torch.where(mask, new[k_], params[k_])
