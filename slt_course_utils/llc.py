@@ -22,9 +22,8 @@ Four choices that devinterp conflates are explicit arguments of :func:`estimate_
 
 Random numbers come from one ``torch.Generator`` seeded with ``seed`` (the global RNG is
 never touched). Order per SGLD step: minibatch indices of shape ``(chains, batch)`` (only
-when minibatching), then the noise of each parameter, in ``named_parameters()`` order, of
-shape ``(chains, *param.shape)``. Tests replay this order to check the vectorised sampler
-against a plain loop.
+when minibatching), then the noise of shape ``(chains, d)`` for all d parameters at once
+(flattened in ``named_parameters()`` order and concatenated). Tests replay this order to check the vectorised sampler against a plain loop.
 """
 
 from __future__ import annotations
@@ -549,21 +548,32 @@ def estimate_llc(
     total_steps = num_burnin_steps + D * k
     threshold = loss_star + divergence_factor * (abs(loss_star) + d / nbeta)
     minibatch = batch_size is not None and batch_size < n_data
-    vg = grad_and_value(loss_one)
-    step_fn = vmap(vg, in_dims=(0, 0, 0) if minibatch else (0, None, None), randomness="different")
+    # All chains live in one (chains, d) tensor: every per-step operation is one tensor op,
+    # whatever the number of parameter tensors; the model sees views of it.
+    shapes = [params_star[k_].shape for k_ in names]
+    numels = [params_star[k_].numel() for k_ in names]
+    w_star = torch.cat([params_star[k_].reshape(-1) for k_ in names])
 
-    params = {k_: p.unsqueeze(0).repeat(C, *([1] * p.ndim)).contiguous() for k_, p in params_star.items()}
+    def loss_flat(flat: Tensor, xb: Tensor, yb: Tensor) -> Tensor:
+        parts = torch.split(flat, numels)
+        return loss_one({k_: t.view(s) for k_, t, s in zip(names, parts, shapes, strict=True)}, xb, yb)
+
+    step_fn = vmap(grad_and_value(loss_flat), in_dims=(0, 0, 0) if minibatch else (0, None, None),
+                   randomness="different")
+    w = w_star.unsqueeze(0).repeat(C, 1)
     loss_trace = torch.full((C, D), math.nan, dtype=torch.float64)
     active = torch.ones(C, dtype=torch.bool, device=dev)
+    all_active = True
     diverged: list[dict[str, Any]] = []
     acc_sum = torch.zeros(C, dtype=torch.float64, device=dev)
     acc_cnt = torch.zeros(C, dtype=torch.float64, device=dev)
-    prev: tuple[Params, Params, Tensor] | None = None  # (w_t, G_t, U_t) of the previous step
+    prev: tuple[Tensor, Tensor, Tensor] | None = None  # (w_t, G_t, U_t) of the previous step
+    sqrt_lr = math.sqrt(lr)
     hp = {
         "n": n, "nbeta": nbeta, "lr": lr, "localization": float(localization), "num_chains": C,
         "num_draws": D, "num_burnin_steps": num_burnin_steps, "num_steps_bw_draws": k,
         "batch_size": batch_size, "draw_loss": draw_loss, "seed": int(seed), "device": str(dev),
-        "dtype": str(next(iter(params_star.values())).dtype), "num_params": d,
+        "dtype": str(w_star.dtype), "num_params": d,
         "divergence_factor": divergence_factor, "divergence_threshold": threshold,
     }
     t0 = time.perf_counter()
@@ -571,13 +581,11 @@ def estimate_llc(
     for step in bar:
         if minibatch:
             idx = torch.randint(0, n_data, (C, batch_size), generator=gen, device=dev)
-            grads, losses = step_fn(params, x[idx], y[idx])
+            grads, losses = step_fn(w, x[idx], y[idx])
         else:
-            grads, losses = step_fn(params, x, y)
-        grads = {k_: g.detach() for k_, g in grads.items()}
-        losses = losses.detach()
+            grads, losses = step_fn(w, x, y)
 
-        bad = active & (~torch.isfinite(losses) | (losses > threshold))
+        bad = active & ~(losses <= threshold)  # NaN compares False, so NaN/inf count as bad
         if bool(bad.any()):
             for c in torch.nonzero(bad).flatten().tolist():
                 draw = (step - num_burnin_steps) // k if step >= num_burnin_steps else None
@@ -590,26 +598,26 @@ def estimate_llc(
                 warnings.warn(msg + " The chain is frozen and excluded from λ̂; try a smaller lr "
                               "or a larger localization.", stacklevel=2)
             active = active & ~bad
+            all_active = False
             if not bool(active.any()):
                 raise LLCDivergenceError(
                     f"All {C} SGLD chains diverged (lr={lr}, localization={localization}, "
                     f"nbeta={nbeta:.4g}). Lower lr (e.g. ÷10) or raise localization, and check "
                     "that w* is a (local) minimum and that the loss is a mean over samples."
                 )
-            for k_ in names:  # reset frozen chains to w*, so they stay finite
-                mask = bad.view(-1, *([1] * (params[k_].ndim - 1)))
-                params[k_] = torch.where(mask, params_star[k_].unsqueeze(0), params[k_])
+            w = torch.where(bad[:, None], w_star, w)  # frozen chains sit at w*, finite
+            grads = torch.where(bad[:, None], torch.zeros_like(grads), grads)
             prev = None
             losses = torch.where(bad, torch.full_like(losses, loss_star), losses)
 
         # Potential U = nβL + γ/2|w − w*|² and its gradient (for the MALA diagnostic).
-        dw = {k_: params[k_] - params_star[k_] for k_ in names}
-        G = {k_: nbeta * grads[k_] + localization * dw[k_] for k_ in names}
-        U = nbeta * losses.double() + 0.5 * localization * _sq_norm(dw).double()
+        dw = w - w_star
+        G = nbeta * grads + localization * dw
+        U = nbeta * losses.double() + 0.5 * localization * (dw * dw).sum(1).double()
         if prev is not None and step > num_burnin_steps:
             w_t, G_t, U_t = prev
-            fwd = _sq_norm({k_: params[k_] - w_t[k_] + 0.5 * lr * G_t[k_] for k_ in names})
-            bwd = _sq_norm({k_: w_t[k_] - params[k_] + 0.5 * lr * G[k_] for k_ in names})
+            fwd = (w - w_t + 0.5 * lr * G_t).pow(2).sum(1)
+            bwd = (w_t - w + 0.5 * lr * G).pow(2).sum(1)
             log_a = U_t - U + (fwd.double() - bwd.double()) / (2 * lr)
             a = torch.exp(torch.clamp(log_a, max=0.0))
             ok = active & torch.isfinite(a)
@@ -618,16 +626,17 @@ def estimate_llc(
 
         if step >= num_burnin_steps and (step - num_burnin_steps) % k == 0:
             draw = (step - num_burnin_steps) // k
-            rec = losses if draw_loss == "batch" or not minibatch else _chunked_full_loss(
-                loss_one, params, x, y, chunk, stacked=True)
+            if draw_loss == "batch" or not minibatch:
+                rec = losses
+            else:
+                rec = _chunked_full_loss(loss_flat, w, x, y, chunk, stacked=True)
             loss_trace[:, draw] = torch.where(active, rec.double(), torch.nan).cpu()
 
-        new = sgld_step(params, grads, params_star, lr=lr, nbeta=nbeta,
-                        localization=localization, generator=gen)
-        prev = ({k_: params[k_] for k_ in names}, G, U)
-        for k_ in names:
-            mask = active.view(-1, *([1] * (params[k_].ndim - 1)))
-            params[k_] = torch.where(mask, new[k_], params[k_])
+        # The SGLD step (as sgld_step): w ← w − (ε/2)G + √ε ξ, with ξ ~ N(0, I) of shape (C, d).
+        noise = torch.randn(w.shape, generator=gen, dtype=w.dtype, device=dev)
+        w_new = w - (0.5 * lr) * G + sqrt_lr * noise
+        prev = (w, G, U)
+        w = w_new if all_active else torch.where(active[:, None], w_new, w)
 
     elapsed = time.perf_counter() - t0
     # Diverged chains: their whole trace is dropped.

@@ -160,7 +160,8 @@ def reference_loop(model, x, y, loss_fn, *, chains, draws, burnin, lr, gamma, nb
     losses = torch.zeros(chains, draws, dtype=torch.float64)
     for step in range(burnin + draws):
         idx = torch.randint(0, len(x), (chains, batch), generator=gen)
-        noise = [torch.randn((chains, *p.shape), generator=gen, dtype=p.dtype) for p in star]
+        flat = torch.randn((chains, sum(p.numel() for p in star)), generator=gen, dtype=star[0].dtype)
+        noise = [part.reshape(chains, *p.shape) for part, p in zip(flat.split([p.numel() for p in star], dim=1), star)]
         for c in range(chains):
             ws = [w.clone().requires_grad_(True) for w in states[c]]
             params = dict(zip([k for k, _ in model.named_parameters()], ws))
