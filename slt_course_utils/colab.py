@@ -9,6 +9,7 @@ On Colab a notebook has no ``slt_course_utils``: the first code cell of every no
 when (and only when) it runs on Colab::
 
     import sys
+
     if "google.colab" in sys.modules:
         %pip install --quiet "slt-course-utils @ git+https://github.com/slt-course/slt-course@main"
 
@@ -57,6 +58,7 @@ def colab_setup_cell(repo_url: str = COURSE_REPO, branch: str = COURSE_BRANCH) -
         f"{COLAB_CELL_MARKER}: installs the course package when this notebook runs on Google Colab;"
         " does nothing elsewhere.\n"
         "import sys\n"
+        "\n"
         'if "google.colab" in sys.modules:\n'
         f'    %pip install --quiet "{install_spec(repo_url, branch)}"'
     )
