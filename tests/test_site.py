@@ -276,3 +276,19 @@ def test_page_renders_offline_in_chromium(page, served, browser):
     for src in figures:
         if "_images/" in src:
             assert any(r.endswith(src.split("/")[-1]) for r in requested), f"figure {src} was not loaded"
+
+
+def test_facilitators_guide_plans_nine_weeks_and_links_the_guides():
+    text = (REPO / "docs" / "FACILITATORS.md").read_text(encoding="utf-8")
+    weeks = re.findall(r"^\| (\d) \| (\d\d) ", text, flags=re.MULTILINE)
+    assert weeks == [(str(k + 1), f"{k:02d}") for k in range(9)], "weeks 1–9 must be chapters 00–08"
+    for term in ("make course", "Binder", "Colab", "Roles", "Pacing"):
+        assert term in text, term
+    for path in SEMINARS:
+        assert f"seminar/{path.stem[:2]}_" in text, f"{path.name} is not pointed to"
+
+
+def test_home_page_links_every_seminar_guide(site):
+    home = (site / "index.html").read_text(encoding="utf-8")
+    for path in SEMINARS:
+        assert f'href="seminar/{path.stem}.html"' in home, path.name

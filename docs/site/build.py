@@ -13,6 +13,7 @@ The site works offline: open ``_build/site/index.html`` or serve the folder
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import shutil
@@ -25,9 +26,16 @@ import nbformat
 
 SITE = Path(__file__).resolve().parent
 REPO = SITE.parents[1]
-sys.path.insert(0, str(REPO))
 
-from slt_course_utils import colab  # noqa: E402
+def _load_colab():
+    """slt_course_utils/colab.py, loaded by path: importing the package would import torch (seconds)."""
+    spec = importlib.util.spec_from_file_location("slt_course_colab", REPO / "slt_course_utils" / "colab.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+colab = _load_colab()
 
 STAGE = REPO / "_build" / "site-src"
 OUT = REPO / "_build" / "site"

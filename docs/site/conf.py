@@ -5,15 +5,16 @@ build.py passes the repository root in SLT_COURSE_ROOT. Everything the pages loa
 MathJax 2 with its fonts, CSS) is served from the site itself: nothing is fetched from the network.
 """
 
+import importlib.util
 import os
-import sys
 from pathlib import Path
 
 # build.py says where the repository is; reading conf.py in docs/site, it is two folders up.
 REPO = Path(os.environ.get("SLT_COURSE_ROOT") or Path(__file__).resolve().parents[2])
-sys.path.insert(0, str(REPO))
-
-from slt_course_utils import colab  # noqa: E402
+# slt_course_utils/colab.py by path: importing the package would import torch (seconds per process).
+_spec = importlib.util.spec_from_file_location("slt_course_colab", REPO / "slt_course_utils" / "colab.py")
+colab = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(colab)
 
 project = "SLT Course"
 author = "SLT Course authors"
