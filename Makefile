@@ -1,6 +1,7 @@
 # SLT Course: two commands.
 #   make course   install into .venv (idempotent) and open the course in JupyterLab
 #   make test     install into .venv (idempotent) and run the whole test suite
+#   make site     install into .venv (idempotent) and build the course website into _build/site
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -9,11 +10,12 @@ FIRST_PAGE := chapters/00_bayesian_learning.ipynb
 # Tests run on both cores; set PYTEST_WORKERS=0 to run in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: course test install lint exercises execute clean help
+.PHONY: course test install lint exercises execute site clean help
 
 help:
 	@echo "make course     install (first time only) and open the course in JupyterLab"
 	@echo "make test       install (first time only) and run all tests"
+	@echo "make site       build the course website (offline) into _build/site"
 	@echo "make exercises  regenerate exercises/ from solutions/"
 	@echo "make execute    re-execute chapters/ and solutions/ in place (authors)"
 
@@ -33,13 +35,16 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 lint: $(STAMP)
-	$(BIN)/ruff check slt_course_utils tests chapters solutions benchmarks
+	$(BIN)/ruff check slt_course_utils tests chapters solutions benchmarks docs
 
 exercises: $(STAMP)
 	$(BIN)/python -m slt_course_utils.make_exercises
+
+site: $(STAMP)
+	$(BIN)/python docs/site/build.py
 
 execute: $(STAMP)
 	$(BIN)/python -m slt_course_utils.execute_notebooks chapters solutions
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache _build test-artifacts

@@ -12,6 +12,7 @@ One module per idea:
 - ``sampling``   Metropolis–Hastings, vectorised over chains
 - ``widgets``    ipywidgets explorers
 - ``checks``     check functions for the exercises
+- ``colab``      Colab set-up (``setup_colab()``), Colab/Binder links, the course repository address
 - ``make_exercises`` / ``execute_notebooks``  notebook tooling (``python -m ...``)
 """
 

@@ -8,11 +8,11 @@ import numpy as np
 import torch
 
 
-def set_seed(seed: int) -> torch.Generator:
-    """Seed ``random``, ``numpy`` and ``torch`` (all devices); return a seeded CPU generator.
+def set_seed(seed: int) -> None:
+    """Seed ``random``, ``numpy`` and ``torch`` (all devices).
 
-    The returned ``torch.Generator`` lets code draw numbers that do not depend on what
-    else has consumed the global stream, e.g. ``torch.randn(3, generator=g)``.
+    For numbers that do not depend on what else has consumed the global stream, use
+    :func:`make_generator` and pass it on, e.g. ``torch.randn(3, generator=g)``.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an integer, got {seed!r} ({type(seed).__name__}).")
@@ -22,7 +22,6 @@ def set_seed(seed: int) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 - seeding the legacy global stream is the point
     torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
 
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:

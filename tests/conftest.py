@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import nbformat  # noqa: E402
 import pytest  # noqa: E402
 
+from slt_course_utils.colab import COLAB_CELL_MARKER  # noqa: E402
 from slt_course_utils.make_exercises import BEGIN_SOLUTION  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,7 +32,8 @@ def solution_namespace(name: str) -> dict:
     """Run the setup cell and every solution cell of ``solutions/<name>.ipynb``; return their names."""
     nb = nbformat.read(SOLUTIONS / f"{name}.ipynb", as_version=4)
     namespace: dict = {}
-    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    # the Colab set-up cell (slt_course_utils.colab), where a notebook has one, comes before the setup cell
+    code_cells = [c for c in nb.cells if c.cell_type == "code" and not c.source.startswith(COLAB_CELL_MARKER)]
     setup = "\n".join(line for line in code_cells[0].source.splitlines() if not line.startswith("%"))
     exec(compile(setup, f"{name}[setup]", "exec"), namespace)  # noqa: S102
     for index, cell in enumerate(code_cells):

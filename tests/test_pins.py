@@ -6,7 +6,7 @@ import tomllib
 from .conftest import REPO
 
 # conda-forge names that differ from PyPI names
-CONDA_NAME = {"torch": "pytorch"}
+CONDA_NAME = {"torch": "pytorch", "jupyter-server-mathjax": "jupyter_server_mathjax"}
 
 
 def _pyproject_pins() -> dict[str, str]:
