@@ -1,0 +1,122 @@
+"""Chapter 01 checks: pass on the solutions, fail on stubs and on plausible wrong answers."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.func import hessian, jacfwd
+
+from slt_course_utils.checks import CheckFailure, ch01
+
+from .conftest import solution_namespace
+
+SOL = solution_namespace("01_fisher_information")
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError("Exercise not done yet: replace this line with your solution.")
+
+
+def _hessian_form(log_lik, w, x, y):
+    return -hessian(lambda v: log_lik(v, x, y).mean())(w)
+
+
+def _outer_of_mean_gradient(log_lik, w, x, y):
+    g = jacfwd(lambda v: log_lik(v, x, y))(w).mean(0)
+    return torch.outer(g, g)
+
+
+def _sum_not_mean(log_lik, w, x, y):
+    return SOL["fisher_autograd"](log_lik, w, x, y) * x.shape[0]
+
+
+def _eigen_rank(criterion):
+    def rank(info, tol=1e-8):
+        eig = torch.linalg.eigvalsh(info)
+        return int(criterion(eig, tol).sum().item())
+
+    return rank
+
+
+CASES = {
+    "check_score_gaussian_regression": (
+        SOL["score_gaussian_regression"],
+        {
+            "sign flipped": lambda w, x, y: -SOL["score_gaussian_regression"](w, x, y),
+            "factor x forgotten": lambda w, x, y: (y - w[0] - w[1] * x)[:, None].expand(-1, 2),
+            "transposed (2, n)": lambda w, x, y: SOL["score_gaussian_regression"](w, x, y).T,
+        },
+    ),
+    "check_fisher_from_scores": (
+        SOL["fisher_from_scores"],
+        {
+            "covariance (centred)": lambda s: torch.cov(s.T, correction=0).reshape(s.shape[1], s.shape[1]),
+            "divides by n − 1": lambda s: s.T @ s / (s.shape[0] - 1),
+            "n × n Gram matrix": lambda s: s @ s.T / s.shape[0],
+        },
+    ),
+    "check_fisher_autograd": (
+        SOL["fisher_autograd"],
+        {
+            "Hessian form (agrees only in expectation)": _hessian_form,
+            "outer product of the mean gradient": _outer_of_mean_gradient,
+            "sum instead of mean": _sum_not_mean,
+        },
+    ),
+    "check_laplace_free_energy": (
+        SOL["laplace_free_energy_answer"],
+        {
+            "2π dropped": lambda L, H, n, lp: n * L - lp + 0.5 * H.shape[0] * math.log(n) + 0.5 * torch.logdet(H).item(),
+            "log det sign flipped": lambda L, H, n, lp: n * L - lp + 0.5 * H.shape[0] * math.log(n / (2 * math.pi)) - 0.5 * torch.logdet(H).item(),
+            "prior forgotten": lambda L, H, n, lp: n * L + 0.5 * H.shape[0] * math.log(n / (2 * math.pi)) + 0.5 * torch.logdet(H).item(),
+        },
+    ),
+    "check_bic": (
+        SOL["bic_answer"],
+        {
+            "d log n (no ½)": lambda n, L, d: n * L + d * math.log(n),
+            "L_n not multiplied by n": lambda n, L, d: L + 0.5 * d * math.log(n),
+            "log10": lambda n, L, d: n * L + 0.5 * d * math.log10(n),
+        },
+    ),
+    "check_slope_of_free_energy": (
+        SOL["slope_of_free_energy"],
+        {
+            "log10 n": lambda ns, v: float(np.polyfit(np.log10(ns), np.asarray(v, dtype=float), 1)[0]),
+            "against n, not log n": lambda ns, v: float(np.polyfit(np.asarray(ns, dtype=float), np.asarray(v, dtype=float), 1)[0]),
+            "no intercept": lambda ns, v: float((np.log(ns) @ np.asarray(v, dtype=float)) / (np.log(ns) @ np.log(ns))),
+        },
+    ),
+    "check_fisher_rank": (
+        SOL["fisher_rank_answer"],
+        {
+            "torch.linalg.matrix_rank (machine-precision threshold)": lambda info, tol=1e-8: int(torch.linalg.matrix_rank(info)),
+            "absolute threshold": _eigen_rank(lambda eig, tol: eig > tol),
+            "counts non-zero eigenvalues": _eigen_rank(lambda eig, tol: eig != 0),
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_check_passes_on_the_solution(name, capsys):
+    getattr(ch01, name)(CASES[name][0])
+    assert "passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_check_fails_on_the_stub(name):
+    with pytest.raises(CheckFailure, match="not implemented yet") as info:
+        getattr(ch01, name)(stub)
+    assert info.value.not_implemented
+
+
+@pytest.mark.parametrize(
+    ("name", "wrong"), [(name, wrong) for name in sorted(CASES) for wrong in sorted(CASES[name][1])]
+)
+def test_check_rejects_a_plausible_wrong_answer(name, wrong):
+    with pytest.raises(CheckFailure) as info:
+        getattr(ch01, name)(CASES[name][1][wrong])
+    assert not info.value.not_implemented
+    assert "expected" in str(info.value) or "Hint" in str(info.value) or "should" in str(info.value)
