@@ -31,7 +31,17 @@ $(STAMP): pyproject.toml
 course: $(STAMP)
 	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(FIRST_PAGE)
 
-test: $(STAMP)
+# tests/test_site.py opens the course website in headless Chromium (Debian's package):
+# installed here when missing and we are root with apt-get; otherwise those tests say how.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      echo "installing chromium for the website tests (apt-get)"; \
+	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "could not install chromium; the browser tests will be skipped"; \
+	    else echo "chromium not found: install Debian's 'chromium' package to run the browser tests"; fi; }
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 lint: $(STAMP)
