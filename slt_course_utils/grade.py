@@ -347,8 +347,9 @@ def _describe(res: ExecResult, timeout: float, memory_limit_mb: int | None) -> s
 
 
 def _cell_label(index: int, source: str) -> str:
+    """How a student finds the cell: its place among all cells, counted from 1, and its first line."""
     first = next((line.strip() for line in source.splitlines() if line.strip()), "")
-    return f"cell {index} ({first[:50]!r})"
+    return f"cell {index + 1} ({first[:50]!r})"
 
 
 def is_check_cell(cell) -> bool:
