@@ -40,7 +40,6 @@ import json
 import os
 import queue
 import re
-import resource
 import shutil
 import sys
 import tempfile
@@ -53,6 +52,11 @@ from pathlib import Path
 import nbformat
 
 from slt_course_utils.progress import progress
+
+try:
+    import resource
+except ImportError:  # Windows: no memory limit
+    resource = None
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS_DIR = PACKAGE_ROOT / "solutions"
@@ -184,6 +188,7 @@ class KernelSession:
         self.km = None
         self.kc = None
         self.starts = 0
+        self._log_offset = 0
         self.log_path = cwd.parent / "kernel.log"
 
     def _env(self) -> dict[str, str]:
@@ -205,6 +210,7 @@ class KernelSession:
 
         self.shutdown()
         self.km = KernelManager(kernel_name=self.kernel_name)
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.km.start_kernel(cwd=str(self.cwd), env=self._env(), stdout=log, stderr=log)
         self.starts += 1
@@ -217,7 +223,7 @@ class KernelSession:
             raise RuntimeError(f"the kernel did not start: {err}") from err
 
     def _limit_memory(self) -> None:
-        if not self.memory_limit_mb:
+        if not self.memory_limit_mb or not hasattr(resource, "prlimit"):
             return
         pid = getattr(self.km.provisioner, "pid", None)
         if pid is None:
@@ -228,6 +234,18 @@ class KernelSession:
         # the limit means about what it says (a kernel with torch loaded uses ~400 MB of it).
         limit = int(self.memory_limit_mb) * 1024 * 1024
         resource.prlimit(pid, resource.RLIMIT_DATA, (limit, limit))
+
+    def death_note(self) -> str:
+        """The kernel's last words on its stderr (e.g. "Fatal Python error: Segmentation fault")."""
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(self._log_offset)
+                text = log.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        lines = [line.strip() for line in text.splitlines()
+                 if re.search(r"Fatal Python error|Segmentation fault|Killed|Aborted|terminate called|MemoryError", line)]
+        return lines[0][:200] if lines else ""
 
     def shutdown(self) -> None:
         if self.kc is not None:
@@ -275,6 +293,8 @@ class KernelSession:
                 result.evalue = content.get("evalue", "")
             elif kind == "status" and content.get("execution_state") == "idle":
                 break
+        if result.status == "dead":
+            result.evalue = self.death_note()
         result.output = ANSI.sub("", "".join(out))[:MAX_OUTPUT_CHARS]
         result.elapsed = time.perf_counter() - start
         return result
@@ -339,7 +359,8 @@ def _describe(res: ExecResult, timeout: float, memory_limit_mb: int | None) -> s
     if res.status == "timeout":
         return f"timed out after {timeout:.0f} s (an infinite loop, or too slow); the kernel was restarted"
     if res.status == "dead":
-        return "the kernel died (os._exit, a crash or running out of memory); it was restarted"
+        note = f" [{res.evalue}]" if res.evalue else ""
+        return f"the kernel died (os._exit, a crash or running out of memory){note}; it was restarted"
     if res.ename == "MemoryError":
         return (f"ran out of memory (MemoryError; the limit is {memory_limit_mb} MB); "
                 "the kernel was restarted")
