@@ -41,6 +41,7 @@ import os
 import queue
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -188,7 +189,6 @@ class KernelSession:
         self.km = None
         self.kc = None
         self.starts = 0
-        self._log_offset = 0
         self.log_path = cwd.parent / "kernel.log"
 
     def _env(self) -> dict[str, str]:
@@ -210,7 +210,6 @@ class KernelSession:
 
         self.shutdown()
         self.km = KernelManager(kernel_name=self.kernel_name)
-        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.km.start_kernel(cwd=str(self.cwd), env=self._env(), stdout=log, stderr=log)
         self.starts += 1
@@ -236,16 +235,20 @@ class KernelSession:
         resource.prlimit(pid, resource.RLIMIT_DATA, (limit, limit))
 
     def death_note(self) -> str:
-        """The kernel's last words on its stderr (e.g. "Fatal Python error: Segmentation fault")."""
+        """How the kernel process ended: "exit status 3", "signal SIGSEGV", or ""."""
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
         try:
-            with open(self.log_path, "rb") as log:
-                log.seek(self._log_offset)
-                text = log.read().decode("utf-8", "replace")
-        except OSError:
+            code = process.poll() if process is not None else None
+        except Exception:  # noqa: BLE001
             return ""
-        lines = [line.strip() for line in text.splitlines()
-                 if re.search(r"Fatal Python error|Segmentation fault|Killed|Aborted|terminate called|MemoryError", line)]
-        return lines[0][:200] if lines else ""
+        if code is None:
+            return ""
+        if code < 0:
+            try:
+                return f"killed by signal {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exit status {code}"
 
     def shutdown(self) -> None:
         if self.kc is not None:

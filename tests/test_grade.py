@@ -192,6 +192,8 @@ def test_messages_say_what_went_wrong(graded):
     assert "the kernel died" in joined["kernel_death"]
     assert "restarted 2 time(s)" in joined["kernel_death"]
     assert _messages(rows, "kernel_death")["ch00-ex4-check"].startswith("the kernel died")
+    assert "[killed by signal SIGSEGV]" in _messages(rows, "kernel_death")["ch00-ex4-check"]
+    assert "[exit status 1]" in joined["kernel_death"]
     assert "ran out of memory (MemoryError; the limit is 1024 MB)" in joined["memory_hog"]
     assert "wrong chapter: this notebook is 01_fake_chapter" in joined["wrong_chapter"]
     assert "good" not in issues
