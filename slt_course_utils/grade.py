@@ -113,7 +113,7 @@ def load_chapter(path: Path) -> Chapter:
             exercises.append(Exercise(meta["grade_id"], float(meta["points"]), cell.source))
             imports += [m.group(1).strip() for m in CHECK_IMPORT.finditer(cell.source)]
     number = path.name[:2]
-    if not imports:
+    if not imports and (PACKAGE_ROOT / "slt_course_utils" / "checks" / f"ch{number}.py").exists():
         imports = [f"from slt_course_utils.checks import ch{number}"]
     return Chapter(path.stem, number, exercises, list(dict.fromkeys(imports)), names)
 
@@ -526,7 +526,7 @@ def grade_submission(sub: Submission, chapters: dict[str, Chapter], opts: Option
                 message = (f"{name.group(1) if name else 'a name'} is not defined: the exercise's function is missing or "
                            f"was renamed, or its cell raised an error (see the notebook's issues). ({res.evalue})")
             elif res.ename in ("CheckFailure", "AssertionError"):
-                message = _short(res.evalue)
+                message = _short(res.evalue) or f"{res.ename} (an assertion in the check, e.g. a hidden test, failed)"
             else:
                 message = _describe(res, timeout, opts.memory_limit_mb)
                 if res.status == "timeout":

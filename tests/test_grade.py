@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -139,7 +140,7 @@ def graded(tmp_path_factory, solutions_dir):
            "--solutions", str(solutions_dir), "--jobs", "2", "--cell-timeout", str(CELL_TIMEOUT),
            "--total-timeout", "300", "--memory-limit-mb", "1024"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, "PYTHONPATH": str(REPO), "SLT_PROGRESS": "0"})
+                          env={**os.environ, "PYTHONPATH": str(REPO), "SLT_PROGRESS": "0"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = json.loads((out / "gradebook.json").read_text(encoding="utf-8"))
     return expected, rows, out, proc.stdout
@@ -288,3 +289,34 @@ def test_total_timeout_and_chapter_override(tmp_path):
     assert [r.exercise for r in res.rows] == EXERCISE_IDS
     assert all(not r.passed and "total time limit of 6 s" in r.message for r in res.rows)
     assert any("timed out" in i for i in res.issues)
+
+
+def test_a_new_chapter_is_discovered_and_hidden_tests_count(tmp_path):
+    """Any solutions/NN_slug.ipynb is a chapter; its check cells' hidden tests run too."""
+    def cell(source, **nbgrader):
+        return new_code_cell(source, metadata={"nbgrader": {"schema_version": 3, **nbgrader}})
+
+    solution = new_notebook(cells=[
+        cell("def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION",
+             solution=True, grade=False, grade_id="ch42-ex1-solution"),
+        cell("assert double(1) == 2\n### BEGIN HIDDEN TESTS\nassert double(-3) == -6\n### END HIDDEN TESTS",
+             solution=False, grade=True, grade_id="ch42-ex1-check", points=2),
+        cell("def half(x):\n    ### BEGIN SOLUTION\n    return x / 2\n    ### END SOLUTION",
+             solution=True, grade=False, grade_id="ch42-ex2-solution"),
+        cell("assert half(4) == 2\n### BEGIN HIDDEN TESTS\nassert half(1) == 0.5\n### END HIDDEN TESTS",
+             solution=False, grade=True, grade_id="ch42-ex2-check", points=1),
+    ])
+    (tmp_path / "solutions").mkdir()
+    nbformat.write(solution, tmp_path / "solutions" / "42_tiny.ipynb")
+    chapters = grade.load_chapters(tmp_path / "solutions")
+    assert chapters["42_tiny"].check_imports == []
+    student = new_notebook(cells=[
+        new_code_cell("def double(x):\n    return x + x"),
+        new_code_cell("def half(x):\n    return x // 2  # passes the visible test only"),
+        new_code_cell("assert True  # the student's copy of a check: ignored"),
+    ])
+    nbformat.write(student, tmp_path / "ivy.ipynb")
+    res = grade.grade_submission(grade.Submission("ivy", tmp_path / "ivy.ipynb"), chapters, grade.Options())
+    assert res.chapter == "42_tiny" and res.issues == []
+    assert [(r.exercise, r.passed, r.points) for r in res.rows] == [("ch42-ex1-check", True, 2.0), ("ch42-ex2-check", False, 0.0)]
+    assert "hidden test" in res.rows[1].message
