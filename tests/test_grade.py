@@ -283,12 +283,12 @@ def test_total_timeout_and_chapter_override(tmp_path):
     nb = new_notebook(cells=[new_code_cell("import time\ntime.sleep(60)")])
     path = tmp_path / "zoe.ipynb"
     nbformat.write(nb, path)
-    opts = grade.Options(chapter=CH, cell_timeout=60, total_timeout=6)
+    opts = grade.Options(chapter=CH, cell_timeout=60, total_timeout=10)
     res = grade.grade_submission(grade.Submission("zoe", path), chapters, opts)
-    assert res.chapter == CH and res.runtime_s < 30
+    assert res.chapter == CH and res.runtime_s < 40
     assert [r.exercise for r in res.rows] == EXERCISE_IDS
-    assert all(not r.passed and "total time limit of 6 s" in r.message for r in res.rows)
-    assert any("timed out" in i for i in res.issues)
+    assert all(not r.passed and "total time limit of 10 s" in r.message for r in res.rows)
+    assert any("timed out" in i or "total time limit" in i for i in res.issues)
 
 
 def test_a_new_chapter_is_discovered_and_hidden_tests_count(tmp_path):
