@@ -13,6 +13,7 @@ One module per idea:
 - ``widgets``    ipywidgets explorers
 - ``checks``     check functions for the exercises
 - ``make_exercises`` / ``execute_notebooks``  notebook tooling (``python -m ...``)
+- ``grade``      the instructors' autograder (``python -m slt_course_utils.grade``, docs/INSTRUCTORS.md)
 """
 
 from slt_course_utils.device import get_device
