@@ -14,6 +14,7 @@ One module per idea:
 - ``checks``     check functions for the exercises
 - ``colab``      Colab set-up (``setup_colab()``), Colab/Binder links, the course repository address
 - ``make_exercises`` / ``execute_notebooks``  notebook tooling (``python -m ...``)
+- ``grade``      the instructors' autograder (``python -m slt_course_utils.grade``, docs/INSTRUCTORS.md)
 """
 
 from slt_course_utils.device import get_device
