@@ -10,7 +10,7 @@ FIRST_PAGE := chapters/00_bayesian_learning.ipynb
 # Tests run on both cores; set PYTEST_WORKERS=0 to run in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: course test install lint exercises execute site clean help
+.PHONY: course test install lint exercises execute site clean help browser bench bench-devinterp2
 
 help:
 	@echo "make course     install (first time only) and open the course in JupyterLab"
@@ -55,6 +55,17 @@ site: $(STAMP)
 
 execute: $(STAMP)
 	$(BIN)/python -m slt_course_utils.execute_notebooks chapters solutions
+
+# Benchmarks (scripts, not tests): the LLC estimator against devinterp 1.3.2 and 2.x.
+bench:
+	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install --quiet -e ".[bench]"
+	.venv-bench/bin/python benchmarks/llc_vs_devinterp.py
+
+bench-devinterp2:
+	test -x .venv-devinterp2/bin/python || $(PYTHON) -m venv .venv-devinterp2
+	.venv-devinterp2/bin/python -m pip install --quiet -e . devinterp==2.0.1
+	cd benchmarks && ../.venv-devinterp2/bin/python llc_vs_devinterp2.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache _build test-artifacts
