@@ -3,19 +3,17 @@
 from fractions import Fraction
 
 import numpy as np
-import pytest
 import torch
 
 from slt_course_utils import volume
-from slt_course_utils.checks import CheckFailure, ch03
+from slt_course_utils.checks import ch03
 
+from .check_suite import check_suite
 from .conftest import solution_namespace
 
 SOL = solution_namespace("03_learning_coefficient")
 
 
-def stub(*args, **kwargs):
-    raise NotImplementedError("Exercise not done yet: replace this line with your solution.")
 
 
 def _estimate_with_m(force_m=None, scale=1.0):
@@ -82,27 +80,9 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_check_passes_on_the_solution(name, capsys):
-    getattr(ch03, name)(CASES[name][0])
-    assert "passed" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_check_fails_on_the_stub(name):
-    with pytest.raises(CheckFailure, match="not implemented yet") as info:
-        getattr(ch03, name)(stub)
-    assert info.value.not_implemented
-
-
-@pytest.mark.parametrize(
-    ("name", "wrong"), [(name, wrong) for name in sorted(CASES) for wrong in sorted(CASES[name][1])]
+test_check_passes_on_the_solution, test_check_fails_on_the_stub, test_check_rejects_a_plausible_wrong_answer = (
+    check_suite(ch03, CASES)
 )
-def test_check_rejects_a_plausible_wrong_answer(name, wrong):
-    with pytest.raises(CheckFailure) as info:
-        getattr(ch03, name)(CASES[name][1][wrong])
-    assert not info.value.not_implemented
-    assert "expected" in str(info.value) or "Hint" in str(info.value) or "should" in str(info.value)
 
 
 def test_solution_volume_fraction_agrees_with_the_package():
