@@ -91,3 +91,14 @@ def test_bad_input():
         P.phase_bounds("middle")
     with pytest.raises(ValueError, match="last dimension 2"):
         P.loss(torch.zeros(3))
+
+
+def test_phase_explorer_draws_and_checks_its_input():
+    from slt_course_utils import widgets_phase
+
+    fig = widgets_phase.plot_phase_explorer(3.0)
+    assert len(fig.axes) == 2 and all(ax.get_title() for ax in fig.axes)
+    with pytest.raises(ValueError, match="log10_n"):
+        widgets_phase.plot_phase_explorer(9.0)
+    ui = widgets_phase.phase_explorer()
+    assert ui.children
