@@ -1,6 +1,6 @@
 """Bayesian phase transitions on a two-basin potential: local free energies, the critical n, and SGD for contrast.
 
-Internal model selection (Watanabe, green book ch. 6–7; Chen et al. 2310.06301): if the
+Internal model selection (Watanabe, green book ch. 6; Chen et al. 2310.06301): if the
 parameter space splits into regions ("phases") W_1, W_2 with local free energies
 F_i(n) = −log ∫_{W_i} φ(w) e^{−nL(w)} dw ≈ nL_i + λ_i log n − (m_i − 1) log log n + c_i, the
 posterior mass of W_2 is 1/(1 + e^{F_2 − F_1}). A simple phase (higher loss L_1, lower λ_1)
