@@ -97,7 +97,7 @@ def test_phase_explorer_draws_and_checks_its_input():
     from slt_course_utils import widgets_phase
 
     fig = widgets_phase.plot_phase_explorer(3.0)
-    assert len(fig.axes) == 2 and all(ax.get_title() for ax in fig.axes)
+    assert len(fig.axes) == 3 and all(ax.get_title() for ax in fig.axes[:2])  # two panels and a colorbar
     with pytest.raises(ValueError, match="log10_n"):
         widgets_phase.plot_phase_explorer(9.0)
     ui = widgets_phase.phase_explorer()

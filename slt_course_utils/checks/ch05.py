@@ -43,7 +43,7 @@ def check_local_free_energy(local_free_energy) -> str:
 @exercise_check
 def check_phase_probability(phase_probability) -> str:
     """P(phase 2) = 1/(1 + exp(F_2 − F_1)), stable for large gaps."""
-    for f1, f2 in [(10.0, 12.0), (5.0, 3.5), (1e4, 10.0), (10.0, 1e4), (7.0, 7.0)]:
+    for f1, f2 in [(10.0, 12.0), (5.0, 3.5), (1e4, 10.0), (10.0, 1e4), (7.0, 7.0), (1000.0, 1001.5)]:
         got = call_student(phase_probability, f1, f2)
         expected = 1.0 / (1.0 + math.exp(min(f2 - f1, 700.0)))
         assert_close(
