@@ -9,8 +9,10 @@ One module per idea:
 - ``models``     toy statistical models and their losses
 - ``posterior``  grid posteriors and free energies, in log space (adaptive quadrature, Laplace, BIC)
 - ``fisher``     Fisher information: autograd and closed forms, rank and eigenvalues
-- ``sampling``   Metropolis–Hastings, vectorised over chains
-- ``widgets``    ipywidgets explorers
+- ``sampling``   Metropolis–Hastings and HMC, vectorised over chains
+- ``free_energy`` free-energy asymptotics: λ fits, WBIC, WAIC, generalisation error
+- ``phase_transitions`` two-phase potential, local free energies, critical n, gradient descent
+- ``widgets``    ipywidgets explorers (``widgets_phase``: the phase-transition explorer)
 - ``checks``     check functions for the exercises
 - ``colab``      Colab set-up (``setup_colab()``), Colab/Binder links, the course repository address
 - ``make_exercises`` / ``execute_notebooks``  notebook tooling (``python -m ...``)

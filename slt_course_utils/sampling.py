@@ -1,4 +1,4 @@
-"""Random-walk Metropolis–Hastings for low-dimensional posteriors, vectorised over chains.
+"""Random-walk Metropolis–Hastings and Hamiltonian Monte Carlo for low-dimensional posteriors, vectorised over chains.
 
 All chains advance together: the state has shape ``(num_chains, d)`` and ``log_density``
 must map a ``(num_chains, d)`` tensor to ``(num_chains,)`` log densities (unnormalised).
@@ -99,3 +99,75 @@ def effective_sample_size(x: Tensor) -> Tensor:
     positive = torch.cumprod((pairs > 0).double(), dim=1)  # 1 until the first non-positive Γ_k
     tau = (-1.0 + 2.0 * (pairs * positive).sum(dim=1)).clamp_min(1.0 / t)
     return t / tau
+
+
+def hamiltonian_monte_carlo(
+    log_density: LogDensity,
+    init: Tensor,
+    *,
+    step_size: float,
+    num_leapfrog: int,
+    num_samples: int,
+    num_burnin: int = 0,
+    generator: torch.Generator | None = None,
+    show_progress: bool | None = None,
+) -> MHResult:
+    """HMC: momenta p ~ N(0, I), ``num_leapfrog`` leapfrog steps of H = −log π(w) + |p|²/2, accept w.p. min(1, e^{−ΔH}).
+
+    Vectorised over chains like ``metropolis_hastings`` (``init`` of shape ``(num_chains, d)`` or
+    ``(d,)``); gradients of ``log_density`` come from autograd. A trajectory that reaches a
+    non-finite log density or gradient (a divergence, or outside the support) is rejected.
+    Raises ``ValueError`` for a non-positive step size or counts and a non-finite density at the start.
+    """
+    if not (isinstance(step_size, (int, float)) and math.isfinite(step_size) and step_size > 0):
+        raise ValueError(f"step_size must be a positive finite number, got {step_size!r}.")
+    for name, v, low in (("num_leapfrog", num_leapfrog, 1), ("num_samples", num_samples, 1), ("num_burnin", num_burnin, 0)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ValueError(f"{name} must be an integer ≥ {low}, got {v!r}.")
+    w = init.detach().clone().double()
+    if w.ndim == 1:
+        w = w.unsqueeze(0)
+    if w.ndim != 2:
+        raise ValueError(f"init must have shape (num_chains, d) or (d,), got {tuple(init.shape)}.")
+
+    def logp_and_grad(x: Tensor) -> tuple[Tensor, Tensor]:
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            lp = log_density(x)
+            if lp.shape != (x.shape[0],):
+                raise ValueError(f"log_density must return one value per chain, shape ({x.shape[0]},); got {tuple(lp.shape)}.")
+            (grad,) = torch.autograd.grad(lp.sum(), x, allow_unused=True)
+        grad = torch.zeros_like(x) if grad is None else grad
+        return lp.detach(), grad.detach()
+
+    logp, grad = logp_and_grad(w)
+    if not (torch.isfinite(logp).all() and torch.isfinite(grad).all()):
+        raise ValueError(
+            "log_density (or its gradient) is not finite at the initial state (outside the support, or NaN); "
+            "start the chains where the density is positive and smooth."
+        )
+    samples = torch.empty(w.shape[0], num_samples, w.shape[1], dtype=torch.float64)
+    accepted = torch.zeros(w.shape[0], dtype=torch.float64)
+    for t in progress(range(num_burnin + num_samples), desc="HMC", enabled=show_progress):
+        p0 = torch.randn(w.shape, generator=generator, dtype=torch.float64)
+        q, p, lp_q, g_q = w, p0 + 0.5 * step_size * grad, logp, grad
+        ok = torch.ones(w.shape[0], dtype=torch.bool)
+        for k in range(num_leapfrog):
+            q = q + step_size * p
+            lp_q, g_q = logp_and_grad(q)
+            bad = ~(torch.isfinite(lp_q) & torch.isfinite(g_q).all(-1))
+            ok &= ~bad
+            g_q = torch.where(bad[:, None], torch.zeros_like(g_q), g_q)
+            p = p + (step_size if k < num_leapfrog - 1 else 0.5 * step_size) * g_q
+        h_old = -logp + 0.5 * (p0 * p0).sum(-1)
+        h_new = -lp_q + 0.5 * (p * p).sum(-1)
+        log_u = torch.log(torch.rand(w.shape[0], generator=generator, dtype=torch.float64))
+        finite = ok & torch.isfinite(h_new)
+        accept = finite & (log_u < (h_old - torch.where(finite, h_new, torch.zeros_like(h_new))))
+        w = torch.where(accept[:, None], q, w)
+        logp = torch.where(accept, lp_q, logp)
+        grad = torch.where(accept[:, None], g_q, grad)
+        if t >= num_burnin:
+            samples[:, t - num_burnin] = w
+            accepted += accept.double()
+    return MHResult(samples=samples, acceptance_rate=accepted / num_samples)

@@ -1,0 +1,100 @@
+"""Chapter 04 checks: pass on the solutions, fail on stubs and on plausible wrong answers."""
+
+import math
+
+import pytest
+import torch
+
+from slt_course_utils.checks import CheckFailure, ch04
+
+from .conftest import solution_namespace
+
+SOL = solution_namespace("04_free_energy")
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError("Exercise not done yet: replace this line with your solution.")
+
+
+def _slope(x, y):
+    xc = x - x.mean()
+    return ((xc * (y - y.mean())).sum() / (xc * xc).sum()).item()
+
+
+def _gibbs_waic(ll):
+    return (-ll.mean() + ll.var(0, unbiased=False).sum() / ll.shape[1]).item()
+
+
+def _plug_in_g(t0, draws):
+    tb = draws.mean().item()
+    return (t0 - tb) ** 2 / 2  # KL(N(t0 x, 1) ‖ N(t̄ x, 1)) averaged over x
+
+
+CASES = {
+    "check_fit_lambda": (
+        SOL["fit_lambda"],
+        {
+            "multiplicity ignored": lambda ns, ex, m: SOL["fit_lambda"](ns, ex, 1),
+            "slope against n, not log n": lambda ns, ex, m: _slope(torch.as_tensor(ns, dtype=torch.float64), ex + (m - 1) * torch.log(torch.log(ns))),
+            "sign of the log log term": lambda ns, ex, m: _slope(torch.log(ns), ex - (m - 1) * torch.log(torch.log(ns))),
+        },
+    ),
+    "check_log_state_density": (
+        SOL["log_state_density"],
+        {
+            "p forgotten": lambda s, k, p: SOL["log_state_density"](s, k, 1) if p != 1 else SOL["log_state_density"](s, k, 1) + 1,
+            "unnormalised": lambda s, k, p: (k - 1) * torch.log(s) - s / p,
+        },
+    ),
+    "check_wbic_on_grid": (
+        SOL["wbic_on_grid"],
+        {
+            "beta = 1": lambda lp, loss, n, dw: (n * (torch.softmax(lp - n * loss, 0) * loss).sum()).item(),
+            "missing factor n": lambda lp, loss, n, dw: SOL["wbic_on_grid"](lp, loss, n, dw) / n,
+        },
+    ),
+    "check_waic": (
+        SOL["waic_from_log_lik"],
+        {
+            "Gibbs training loss (mean of log p)": _gibbs_waic,
+            "functional variance forgotten": lambda ll: (-(torch.logsumexp(ll, 0) - math.log(ll.shape[0])).mean()).item(),
+        },
+    ),
+    "check_generalisation_error": (
+        SOL["generalisation_error"],
+        {
+            "plug-in at the posterior mean": _plug_in_g,
+            "returns a tensor of shape (S,)": lambda t0, draws: torch.zeros_like(draws),
+        },
+    ),
+    "check_bic_overestimate": (
+        SOL["bic_overestimate"],
+        {
+            "sign of the log log term": lambda n, d, lam, m: (d / 2 - lam) * math.log(n) - (m - 1) * math.log(math.log(n)),
+            "log log term forgotten": lambda n, d, lam, m: (d / 2 - lam) * math.log(n),
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_check_passes_on_the_solution(name, capsys):
+    getattr(ch04, name)(CASES[name][0])
+    assert "passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_check_fails_on_the_stub(name):
+    with pytest.raises(CheckFailure, match="not implemented yet") as info:
+        getattr(ch04, name)(stub)
+    assert info.value.not_implemented
+
+
+@pytest.mark.parametrize(
+    ("name", "wrong"), [(name, wrong) for name in sorted(CASES) for wrong in sorted(CASES[name][1])]
+)
+def test_check_rejects_a_plausible_wrong_answer(name, wrong):
+    with pytest.raises(CheckFailure) as info:
+        getattr(ch04, name)(CASES[name][1][wrong])
+    assert not info.value.not_implemented
+    assert "expected" in str(info.value) or "Hint" in str(info.value)
