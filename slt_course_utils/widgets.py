@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from slt_course_utils import models, posterior
-from slt_course_utils.plotting import labelled
+from slt_course_utils.plotting import annotate_free_energy, finish_2d_posterior, labelled
 
 EXPLORER_MODELS = ("gaussian mean (1-D)", "line y = w1 + w2·x (2-D, regular)", "product y = a·b·x (2-D, singular)")
 N_MAX = 100_000
@@ -80,11 +80,10 @@ def plot_explorer(model: str, log10_n: float, beta: float, truth: float) -> plt.
                 ax.axvline(0, color="w", ls="--", lw=1)
         else:
             ax.plot([truth], [truth], "w+", ms=12, mew=2, label="true (w1, w2)")
-        ax.legend(loc="upper right", frameon=True, framealpha=0.85)
-        ax.set_aspect("equal")
-        labelled(ax, f"Posterior, n = {n}, β = {beta:.2f}", "first parameter", "second parameter")
-    ax.text(0.02, 0.95, f"F_n = {post.free_energy:.2f}", transform=ax.transAxes, fontsize=9, va="top",
-            bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
+        finish_2d_posterior(ax, f"Posterior, n = {n}, β = {beta:.2f}", "first parameter", "second parameter",
+                            post.free_energy)
+    if len(post.axes) == 1:
+        annotate_free_energy(ax, post.free_energy)
     fig.tight_layout()
     return fig
 

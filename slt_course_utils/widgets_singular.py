@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from slt_course_utils import posterior
-from slt_course_utils.plotting import labelled
+from slt_course_utils.plotting import finish_2d_posterior
 from slt_course_utils.singular import tanh_loss_grid
 
 N_MAX = 100_000
@@ -49,11 +49,7 @@ def plot_tanh_posterior(log10_n: float, beta: float, product: float) -> plt.Figu
         ax.axvline(0, color="w", ls="--", lw=1)
     else:
         ax.plot([a0, -a0], [b0, -b0], "w+", ms=12, mew=2, label="W0: ±(a0, b0)")
-    ax.legend(loc="upper right", frameon=True, framealpha=0.85)
-    ax.set_aspect("equal")
-    labelled(ax, f"y = a·tanh(bx): n = {n}, β = {beta:.2f}", "a", "b")
-    ax.text(0.02, 0.95, f"F_n = {post.free_energy:.2f}", transform=ax.transAxes, fontsize=9, va="top",
-            bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
+    finish_2d_posterior(ax, f"y = a·tanh(bx): n = {n}, β = {beta:.2f}", "a", "b", post.free_energy)
     fig.tight_layout()
     return fig
 

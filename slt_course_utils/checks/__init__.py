@@ -11,9 +11,10 @@ It prints one short success line, or raises :class:`CheckFailure` (an
 
 from slt_course_utils.checks._core import (
     CheckFailure,
+    as_float,
     assert_close,
     call_student,
     exercise_check,
 )
 
-__all__ = ["CheckFailure", "assert_close", "call_student", "exercise_check"]
+__all__ = ["CheckFailure", "as_float", "assert_close", "call_student", "exercise_check"]

@@ -32,6 +32,14 @@ def _as_array(value: Any, what: str) -> np.ndarray:
         ) from err
 
 
+def as_float(value: Any, what: str) -> float:
+    """``float(value)``, or a :class:`CheckFailure` saying a single number was expected."""
+    try:
+        return float(value)
+    except (TypeError, ValueError) as err:
+        raise CheckFailure(f"{what}: expected a single number, got {type(value).__name__} ({value!r:.80}).") from err
+
+
 def _short(a: np.ndarray) -> str:
     if a.size == 1:
         return f"{a.item():.6g}"

@@ -7,14 +7,12 @@ import math
 import torch
 
 from slt_course_utils import free_energy, models, posterior
-from slt_course_utils.checks._core import CheckFailure, assert_close, call_student, exercise_check
-
-
-def _float(value, what: str) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError) as err:
-        raise CheckFailure(f"{what}: expected a single number, got {type(value).__name__} ({value!r:.80}).") from err
+from slt_course_utils.checks._core import (
+    as_float,
+    assert_close,
+    call_student,
+    exercise_check,
+)
 
 
 @exercise_check
@@ -27,7 +25,7 @@ def check_fit_lambda(fit_lambda) -> str:
         got = call_student(fit_lambda, ns, excess, m)
         expected = free_energy.fit_learning_coefficient(ns, excess, multiplicity=m).lam
         assert_close(
-            _float(got, "fit_lambda"), expected, what=f"fitted λ (true λ = {lam}, m = {m})", rtol=1e-6, atol=1e-8,
+            as_float(got, "fit_lambda"), expected, what=f"fitted λ (true λ = {lam}, m = {m})", rtol=1e-6, atol=1e-8,
             hint="regress y = excess + (m−1)·log(log n) on x = log n (not on n) and return the slope "
                  "Σ(x − x̄)(y − ȳ)/Σ(x − x̄)².",
         )
@@ -65,7 +63,7 @@ def check_wbic_on_grid(wbic_on_grid) -> str:
         x = models.sample_gaussian(n, 0.3, generator=torch.Generator().manual_seed(seed))
         got = call_student(wbic_on_grid, posterior.log_normal_prior(w), models.gaussian_mean_loss(w, x), n, dw)
         assert_close(
-            _float(got, "wbic_on_grid"), _gaussian_wbic(x, n), what=f"WBIC at n = {n}", rtol=1e-6, atol=1e-6,
+            as_float(got, "wbic_on_grid"), _gaussian_wbic(x, n), what=f"WBIC at n = {n}", rtol=1e-6, atol=1e-6,
             hint="weights ∝ φ(w) exp(−nβL_n(w)) with β = 1/log n (not β = 1), normalised with logsumexp/softmax; "
                  "then average n·L_n(w) (with the factor n).",
         )
@@ -80,7 +78,7 @@ def check_waic(waic_from_log_lik) -> str:
         ll = -1.4 + scale * torch.randn(S, n, generator=gen, dtype=torch.float64) - torch.rand(n, generator=gen, dtype=torch.float64)
         got = call_student(waic_from_log_lik, ll)
         assert_close(
-            _float(got, "waic_from_log_lik"), free_energy.waic(ll).waic, what=f"WAIC from log-likelihoods of shape ({S}, {n})",
+            as_float(got, "waic_from_log_lik"), free_energy.waic(ll).waic, what=f"WAIC from log-likelihoods of shape ({S}, {n})",
             rtol=1e-8, atol=1e-10,
             hint="T_n uses the log of the posterior MEAN of p (logsumexp − log S), not the mean of log p; "
                  "V_n is the variance over draws (axis 0) summed over data points, and WAIC = T_n + V_n/n.",
@@ -97,7 +95,7 @@ def check_generalisation_error(generalisation_error) -> str:
         got = call_student(generalisation_error, t0, draws)
         expected = free_energy.bayes_generalisation_error(free_energy.SLOPE, [t0], draws[:, None], nodes=40)
         assert_close(
-            _float(got, "generalisation_error"), expected, what=f"G_n (truth t0 = {t0}, {S} draws around {centre})",
+            as_float(got, "generalisation_error"), expected, what=f"G_n (truth t0 = {t0}, {S} draws around {centre})",
             rtol=1e-4, atol=1e-7,
             hint="the predictive is the MIXTURE (1/S)Σ_s N(y; t_s x, 1) — average densities, not parameters — and "
                  "G_n = KL(truth ‖ predictive) with the truth first; integrate over x and y by Gauss–Hermite.",
@@ -112,7 +110,7 @@ def check_bic_overestimate(bic_overestimate) -> str:
         got = call_student(bic_overestimate, n, d, lam, m)
         expected = (d / 2 - lam) * math.log(n) + (m - 1) * math.log(math.log(n))
         assert_close(
-            _float(got, "bic_overestimate"), expected, what=f"BIC's overestimate (n = {n}, d = {d}, λ = {lam}, m = {m})",
+            as_float(got, "bic_overestimate"), expected, what=f"BIC's overestimate (n = {n}, d = {d}, λ = {lam}, m = {m})",
             rtol=1e-9,
             hint="subtract Watanabe's formula from BIC = nL_n + (d/2) log n; mind the sign of −(m−1) log log n.",
         )

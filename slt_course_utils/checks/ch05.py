@@ -8,14 +8,13 @@ from fractions import Fraction
 import torch
 
 from slt_course_utils import phase_transitions, posterior
-from slt_course_utils.checks._core import CheckFailure, assert_close, call_student, exercise_check
-
-
-def _float(value, what: str) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError) as err:
-        raise CheckFailure(f"{what}: expected a single number, got {type(value).__name__} ({value!r:.80}).") from err
+from slt_course_utils.checks._core import (
+    CheckFailure,
+    as_float,
+    assert_close,
+    call_student,
+    exercise_check,
+)
 
 
 @exercise_check
@@ -32,7 +31,7 @@ def check_local_free_energy(local_free_energy) -> str:
             log_u = (log_prior - n * loss)[mask]
             expected = -(torch.logsumexp(log_u, 0).item() + math.log(volume))
             assert_close(
-                _float(got, "local_free_energy"), expected, what=f"local free energy of the {name} phase at n = {n}",
+                as_float(got, "local_free_energy"), expected, what=f"local free energy of the {name} phase at n = {n}",
                 rtol=1e-8, atol=1e-8,
                 hint="restrict log φ − nL to the grid points where mask is True (log_u[mask]), logsumexp them and "
                      "add log(volume); do not renormalise over the whole grid.",
@@ -47,7 +46,7 @@ def check_phase_probability(phase_probability) -> str:
         got = call_student(phase_probability, f1, f2)
         expected = 1.0 / (1.0 + math.exp(min(f2 - f1, 700.0)))
         assert_close(
-            _float(got, "phase_probability"), expected, what=f"P(phase 2) for F_1 = {f1}, F_2 = {f2}", rtol=1e-9, atol=1e-12,
+            as_float(got, "phase_probability"), expected, what=f"P(phase 2) for F_1 = {f1}, F_2 = {f2}", rtol=1e-9, atol=1e-12,
             hint="Z_i = e^{−F_i}, so P(2) = Z_2/(Z_1 + Z_2) = 1/(1 + e^{F_2 − F_1}); use torch.sigmoid(F_1 − F_2) "
                  "(or math) so that a gap of 10⁴ nats does not overflow. The smaller free energy wins.",
         )
@@ -61,7 +60,7 @@ def check_critical_n(critical_n) -> str:
         got = call_student(critical_n, dl, dlam)
         expected = phase_transitions.critical_n(dl, dlam)
         assert_close(
-            _float(got, "critical_n"), expected, what=f"critical n for ΔL = {dl}, Δλ = {dlam}", rtol=1e-4,
+            as_float(got, "critical_n"), expected, what=f"critical n for ΔL = {dl}, Δλ = {dlam}", rtol=1e-4,
             hint="g(n) = n·ΔL − Δλ·log n is negative between its two roots; the transition is the LARGER root, "
                  "above n = Δλ/ΔL (where g is smallest). Bisect in log n (natural log).",
         )
