@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, vmap
+from torch.func import functional_call, grad_and_value, vmap
 from torch.utils.data import DataLoader
 
 from slt_course_utils.device import get_device
@@ -376,6 +376,34 @@ class LLCResult:
         return fig
 
 
+def _compiled_step(loss_flat: Callable, in_dims: tuple, eager: Callable) -> Callable:
+    """``torch.compile`` of vmap(grad_and_value(loss)) over chains, falling back to ``eager``.
+
+    Compilation costs a few seconds once per (model, chains, batch) shape and then removes the
+    per-step framework overhead (measured 3× fewer seconds per step for a 64-chain TMS on one
+    CPU thread). If compilation fails (no C++ compiler, an unsupported model), a warning says so
+    and the eager step is used. Compiling resets torch's compile caches (``torch._dynamo.reset``).
+    """
+    # torch.compile caches by code object, and every run builds the same functorch wrapper:
+    # without a reset, earlier runs' entries pile up until dynamo's recompile limit silently
+    # sends later runs back to eager.
+    torch._dynamo.reset()
+    compiled = torch.compile(vmap(grad_and_value(loss_flat), in_dims=in_dims), dynamic=False)
+    state = {"fn": compiled}
+
+    def step(flat: Tensor, xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
+        if state["fn"] is compiled:
+            try:
+                return compiled(flat, xb, yb)
+            except Exception as err:  # noqa: BLE001 - any compiler failure falls back to eager
+                warnings.warn(f"compile=True failed ({type(err).__name__}: {str(err)[:200]}); "
+                              "running the eager sampler instead.", stacklevel=3)
+                state["fn"] = eager
+        return state["fn"](flat, xb, yb)
+
+    return step
+
+
 def _levelled_off(lam_draws: np.ndarray) -> tuple[bool | None, float, float]:
     """Did λ̂ level off? Per chain δ_c = mean(last quarter) − mean(third quarter) of nβ(L − L*).
 
@@ -467,6 +495,7 @@ def estimate_llc(
     strict: bool = False,
     divergence_factor: float = 100.0,
     check_localization: bool = True,
+    compile: bool = False,
 ) -> LLCResult:
     """λ̂(w*) = nβ (mean over SGLD draws of L(w) − L_n(w*)), all chains advanced together.
 
@@ -496,6 +525,8 @@ def estimate_llc(
       batches and a noisier proxy with minibatches. ``levelled_off`` compares the last two
       quarters of the draws across chains; ``fraction_negative_draws`` counts L(w) < L(w*).
       The progress bar runs over SGLD steps (burn-in included).
+    - ``compile=True`` compiles the per-step gradient with ``torch.compile`` (a few seconds once,
+      then about 3× faster per step for small models; falls back to eager with a warning).
     - Parameters keep the model's dtype (float32 usually); frozen parameters and buffers
       are passed unchanged. Dropout in train mode uses torch's global RNG (call ``eval()``).
 
@@ -560,19 +591,23 @@ def estimate_llc(
         parts = torch.split(flat, numels)
         return loss_one({k_: t.view(s) for k_, t, s in zip(names, parts, shapes, strict=True)}, xb, yb)
 
-    forward = vmap(loss_flat, in_dims=(0, 0, 0) if minibatch else (0, None, None), randomness="different")
+    in_dims = (0, 0, 0) if minibatch else (0, None, None)
+    forward = vmap(loss_flat, in_dims=in_dims, randomness="different")
 
     def step_fn(flat: Tensor, xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
         """Per-chain gradients and losses: one batched forward, one backward of the sum.
 
         The chains' losses depend on disjoint rows of ``flat``, so ∇ Σ_c L_c has row c = ∇L_c;
-        this is cheaper than ``vmap(grad(...))`` for small models.
+        this is cheaper than ``vmap(grad(...))`` for small models in eager mode.
         """
         with torch.enable_grad():
             flat = flat.detach().requires_grad_(True)
             losses = forward(flat, xb, yb)
             (grads,) = torch.autograd.grad(losses.sum(), flat)
         return grads, losses.detach()
+
+    if compile:
+        step_fn = _compiled_step(loss_flat, in_dims, step_fn)
     w = w_star.unsqueeze(0).repeat(C, 1)
     loss_trace = torch.full((C, D), math.nan, dtype=torch.float64)
     active = torch.ones(C, dtype=torch.bool, device=dev)
@@ -589,6 +624,14 @@ def estimate_llc(
         "dtype": str(w_star.dtype), "num_params": d,
         "divergence_factor": divergence_factor, "divergence_threshold": threshold,
     }
+    if compile:  # compile outside the timed loop, without touching the random stream
+        t_compile = time.perf_counter()
+        if minibatch:  # gathered like the real minibatches, so the compiled guards match them
+            idx0 = torch.arange(batch_size, device=dev).expand(C, batch_size)
+            step_fn(w, x[idx0], y[idx0])
+        else:
+            step_fn(w, x, y)
+        hp["compile_time_s"] = time.perf_counter() - t_compile
     t0 = time.perf_counter()
     bar = _progress_bar(range(total_steps), desc=f"SGLD ({C} chains)", enabled=progress)
     for step in bar:
