@@ -25,30 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from slt_course_utils.dln import DeepLinearNetwork
 from slt_course_utils.llc import estimate_llc
-
-
-class ToyModelOfSuperposition(nn.Module):
-    """f(x) = ReLU(WᵀWx + b), W ∈ R^{m×c} (Elhage et al. 2022)."""
-
-    def __init__(self, c: int = 6, m: int = 2) -> None:
-        super().__init__()
-        self.W = nn.Parameter(torch.randn(m, c) * 0.1)
-        self.b = nn.Parameter(torch.zeros(c))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(x @ self.W.T @ self.W + self.b)
-
-
-class DeepLinearNetwork(nn.Module):
-    """f(x) = W_L ⋯ W_1 x, no biases."""
-
-    def __init__(self, widths: list[int]) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(*[nn.Linear(a, b, bias=False) for a, b in zip(widths[:-1], widths[1:], strict=True)])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+from slt_course_utils.tms import ToyModelOfSuperposition
 
 
 def tms_task(n: int, seed: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:

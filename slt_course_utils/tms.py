@@ -1,0 +1,482 @@
+"""The toy model of superposition (TMS) and its k-gon critical points.
+
+Model (Elhage et al. 2022): f(x; W, b) = ReLU(WᵀW x + b), W ∈ R^{m×c} (m = 2 hidden
+dimensions, c features), b ∈ R^c; d = (m+1)c parameters (c = 6 → d = 18). Loss: the squared
+error summed over the c outputs, averaged over samples, ℓ(x) = ‖f(x) − x‖².
+
+Data. The high-sparsity limit used by Chen, Lau, Mendel, Wei & Murfet (arXiv 2310.06301,
+eq. (2)): exactly one coordinate i ~ U{1..c} is active, with value μ ~ U[0, 1]. At general
+sparsity S (Elhage et al.) each coordinate is independently active with probability 1 − S.
+
+Population loss at high sparsity (exact, piecewise-quadratic integration in μ):
+
+    L(W, b) = (1/c) Σ_i ∫_0^1 ‖ReLU(μ WᵀW e_i + b) − μ e_i‖² dμ,
+
+which equals H(W, b)/(3c) with H the closed form of the paper's Lemma 3.1.
+
+Sources of the paper's numbers (``PAPER_*`` below). We could not read the paper's own text
+here; every value comes from a public transcription of the arXiv v1 LaTeX source
+(repository humiliati/sundog, ``docs/atlas/TMS_H0_HARVEST.md``, which cites Lemma 3.1 /
+eq. (4) for the closed form, Appendix E.1 for the polynomial system giving the k-gon
+(l*, b*), Corollary D.2 for the dead-feature constant). The losses and (l*, b*) are
+re-derived independently here (tests/test_tms.py: our exact integral, minimised over (l, b),
+reproduces every published digit), so they do not rest on the transcription. The learning
+coefficients λ and the critical sample size are taken from the transcription and are
+*not* re-derived; they agree with the count "half the number of non-flat directions
+modulo the O(2) rotation" (k = c: (3c − 1)/2) and with our SGLD estimates (chapter 07).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from slt_course_utils.device import get_device
+from slt_course_utils.progress import progress as _progress
+
+__all__ = [
+    "PAPER_CRITICAL_N",
+    "PAPER_KGON_LOSS",
+    "PAPER_KGON_PARAMETERS",
+    "PAPER_LLC",
+    "KGonType",
+    "ToyModelOfSuperposition",
+    "TrainResult",
+    "classify_kgon",
+    "free_energy_asymptotic",
+    "kgon_label",
+    "kgon_optimal_shape",
+    "kgon_parameters",
+    "plot_polygons",
+    "population_loss",
+    "population_loss_quadrature",
+    "sample_high_sparsity",
+    "sample_sparse",
+    "tms_forward",
+    "tms_loss",
+    "train_tms",
+]
+
+# --------------------------------------------------------------------------------------
+# The paper's values (arXiv 2310.06301 v1, via the transcription named in the module doc)
+# --------------------------------------------------------------------------------------
+
+#: (l*, b*) of the regular k-gon: column length and bias of the k live features
+#: (Appendix E.1 polynomial system; the 4-gon is (1, 0)). Dead features have W_i = 0.
+PAPER_KGON_PARAMETERS: dict[int, tuple[float, float]] = {
+    4: (1.0, 0.0), 5: (1.17046, -0.28230), 6: (1.32053, -0.61814),
+    7: (1.44839, -0.96691), 8: (1.55045, -1.29119),
+}
+#: Population loss L at (k, c, σ) — σ dead features with the optimal positive bias 1/(2c),
+#: the other c − k − σ dead features with a negative bias. L(k, c) = (h_k + c − k)/(3c).
+PAPER_KGON_LOSS: dict[tuple[int, int, int], float] = {
+    (5, 6, 0): 0.06874, (5, 6, 1): 0.06180, (6, 6, 0): 0.04819, (4, 5, 0): 0.06667,
+    (4, 5, 1): 0.05667, (5, 5, 0): 0.01583, (4, 6, 1): 0.10417, (4, 4, 0): 0.0,
+}
+#: Local learning coefficients λ of k-gon critical points, (k, c, σ) → λ: (3c − 1)/2 for
+#: k = c; 7 for the 5-gon at c = 6 (its dead feature is flat), 8.5 for the 5⁺-gon at c = 6.
+#: (The 4-gon is not C² there and has direction-dependent values: not listed.)
+PAPER_LLC: dict[tuple[int, int, int], float] = {
+    (5, 5, 0): 7.0, (6, 6, 0): 8.5, (7, 7, 0): 10.0, (8, 8, 0): 11.5,
+    (5, 6, 0): 7.0, (5, 6, 1): 8.5,
+}
+#: The Bayesian 5-gon → 6-gon transition at c = 6: the critical n, with the loss gap, the
+#: λ gap and the O(1) free-energy constant gap the paper uses; observed in MCMC at 600–700.
+PAPER_CRITICAL_N: dict[str, float] = {
+    "n_critical": 601, "delta_loss": 0.02055, "delta_llc": 1.5, "delta_constant": 2.7535,
+}
+
+
+# --------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------
+
+
+class ToyModelOfSuperposition(nn.Module):
+    """f(x) = ReLU(WᵀWx + b), W ∈ R^{m×c}, b ∈ R^c (Elhage et al. 2022); x of shape (n, c)."""
+
+    def __init__(self, c: int = 6, m: int = 2, *, W: Tensor | None = None, b: Tensor | None = None,
+                 init_scale: float = 0.1, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        if c < 1 or m < 1:
+            raise ValueError(f"c and m must be positive integers, got c={c}, m={m}.")
+        W0 = torch.randn(m, c, generator=generator) * init_scale if W is None else torch.as_tensor(W).clone()
+        b0 = torch.zeros(c) if b is None else torch.as_tensor(b).clone()
+        if W0.shape != (m, c) or b0.shape != (c,):
+            raise ValueError(f"W must have shape ({m}, {c}) and b shape ({c},); got {tuple(W0.shape)}, "
+                             f"{tuple(b0.shape)}.")
+        self.W = nn.Parameter(W0.float() if W0.dtype not in (torch.float32, torch.float64) else W0)
+        self.b = nn.Parameter(b0.to(self.W.dtype))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.relu(x @ self.W.T @ self.W + self.b)
+
+
+def tms_forward(W: Tensor, b: Tensor, x: Tensor) -> Tensor:
+    """ReLU(x WᵀW + b), batched over leading seed dimensions.
+
+    W: (..., m, c), b: (..., c), x: (..., n, c) or (n, c) → (..., n, c).
+    """
+    gram = W.transpose(-1, -2) @ W  # (..., c, c), symmetric
+    return torch.relu(x @ gram + b.unsqueeze(-2))
+
+
+def tms_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean over samples of ‖pred − target‖² (summed over the c outputs): the Gaussian NLL
+    with σ² = 1/2 up to a constant. The normalisation matches :func:`population_loss`."""
+    return (pred - target).pow(2).sum(-1).mean(-1)
+
+
+# --------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------
+
+
+def sample_high_sparsity(n: int, c: int = 6, *, generator: torch.Generator | None = None,
+                         num_seeds: int | None = None, device: torch.device | str = "cpu") -> Tensor:
+    """x with exactly one active coordinate i ~ U{1..c}, value μ ~ U[0, 1]: shape (n, c)
+    (or (num_seeds, n, c)). The paper's eq. (2), the S → 1 limit of Elhage et al."""
+    if n < 1 or c < 1:
+        raise ValueError(f"n and c must be positive, got n={n}, c={c}.")
+    lead = () if num_seeds is None else (num_seeds,)
+    idx = torch.randint(0, c, lead + (n,), generator=generator, device=device)
+    mu = torch.rand(lead + (n,), generator=generator, device=device)
+    x = torch.zeros(lead + (n, c), device=device)
+    x.scatter_(-1, idx.unsqueeze(-1), mu.unsqueeze(-1))
+    return x
+
+
+def sample_sparse(n: int, c: int = 6, sparsity: float = 0.9, *, generator: torch.Generator | None = None,
+                  num_seeds: int | None = None, device: torch.device | str = "cpu") -> Tensor:
+    """x_i = a_i μ_i with a_i ~ Bernoulli(1 − S) and μ_i ~ U[0, 1] independent (Elhage et al.)."""
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity S must lie in [0, 1), got {sparsity}.")
+    lead = () if num_seeds is None else (num_seeds,)
+    active = torch.rand(lead + (n, c), generator=generator, device=device) >= sparsity
+    return active * torch.rand(lead + (n, c), generator=generator, device=device)
+
+
+# --------------------------------------------------------------------------------------
+# Population loss (high-sparsity limit)
+# --------------------------------------------------------------------------------------
+
+
+def _int_sq_linear(p: Tensor, q: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+    """∫_lo^hi (p μ + q)² dμ (0 where hi ≤ lo)."""
+    hi = torch.maximum(hi, lo)
+    return p * p * (hi**3 - lo**3) / 3 + p * q * (hi**2 - lo**2) + q * q * (hi - lo)
+
+
+def population_loss(W: Tensor, b: Tensor) -> Tensor:
+    """L(W, b) = (1/c) Σ_i ∫_0^1 ‖ReLU(μ WᵀW e_i + b) − μ e_i‖² dμ, exactly.
+
+    For input feature i and output j the integrand is piecewise quadratic in μ with one kink
+    at μ = −b_j/a_ji (a = WᵀW); each piece is integrated in closed form. Differentiable
+    (autograd gives the exact gradient away from kinks); batched over leading dims of
+    W: (..., m, c), b: (..., c) → (...). Equals H/(3c) of the paper's Lemma 3.1.
+    """
+    W = torch.as_tensor(W)
+    b = torch.as_tensor(b, dtype=W.dtype)
+    c = W.shape[-1]
+    a = W.transpose(-1, -2) @ W  # a[..., i, j] = W_i · W_j; input i, output j
+    bj = b.unsqueeze(-2).expand_as(a)  # bias of output j
+    eye = torch.eye(c, dtype=W.dtype, device=W.device)
+    zero, one = torch.zeros_like(a), torch.ones_like(a)
+    # Active set {μ ∈ [0,1]: a μ + b_j > 0}: an interval [lo, hi].
+    safe_a = torch.where(a == 0, one, a)
+    root = (-bj / safe_a).clamp(0.0, 1.0)
+    lo = torch.where(a > 0, root, torch.where(a < 0, zero, torch.where(bj > 0, zero, one)))
+    hi = torch.where(a > 0, one, torch.where(a < 0, root, one))
+    # Active: (a μ + b − δ μ)²; inactive: (δ μ)² on the complement.
+    active = _int_sq_linear(a - eye, bj, lo, hi)
+    total_target = eye / 3.0  # ∫_0^1 (δμ)² over [0,1]
+    inactive = total_target - eye * (torch.maximum(hi, lo) ** 3 - lo**3) / 3.0
+    return (active + inactive).sum((-1, -2)) / c
+
+
+def population_loss_quadrature(W: Tensor, b: Tensor, points: int = 20001) -> Tensor:
+    """The same integral by the trapezoid rule on ``points`` nodes (an independent check)."""
+    W = torch.as_tensor(W, dtype=torch.float64)
+    b = torch.as_tensor(b, dtype=torch.float64)
+    c = W.shape[-1]
+    mu = torch.linspace(0.0, 1.0, points, dtype=torch.float64)
+    x = mu[:, None, None] * torch.eye(c, dtype=torch.float64)  # (points, i, c)
+    out = torch.relu(x @ (W.T @ W) + b)
+    err = (out - x).pow(2).sum(-1)  # (points, i)
+    return torch.trapezoid(err, mu, dim=0).mean()
+
+
+# --------------------------------------------------------------------------------------
+# k-gon critical points
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KGonType:
+    """A critical point's type: k live columns, σ dead features with positive bias."""
+
+    k: int
+    positive_biases: int = 0
+    regular: bool = True
+
+    @property
+    def label(self) -> str:
+        return kgon_label(self.k, self.positive_biases, self.regular)
+
+
+def kgon_label(k: int, positive_biases: int = 0, regular: bool = True) -> str:
+    """'5', '5+', '4++' (the paper's k^{σ+}); '~' prefix when the polygon is not regular."""
+    return ("" if regular else "~") + f"{k}" + "+" * positive_biases
+
+
+def _regular_kgon(k: int, c: int, length: Tensor, bias: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    angles = 2 * math.pi * torch.arange(k, dtype=dtype) / k
+    W = torch.zeros(2, c, dtype=dtype)
+    W[0, :k] = length * torch.cos(angles)
+    W[1, :k] = length * torch.sin(angles)
+    b = torch.zeros(c, dtype=dtype)
+    b[:k] = bias
+    return W, b
+
+
+_SHAPE_CACHE: dict[int, tuple[float, float]] = {}
+
+
+def kgon_optimal_shape(k: int) -> tuple[float, float]:
+    """(l*, b*): the column length and bias minimising the loss of a regular k-gon.
+
+    Found by Newton's method on our exact :func:`population_loss` (in float64) from the
+    paper's value; does not depend on c (dead features with W = 0, b ≤ 0 decouple).
+    For k ≤ 4, (1, 0): orthogonal/antipodal columns reconstruct exactly.
+    """
+    if k < 1:
+        raise ValueError(f"k must be a positive integer, got {k}.")
+    if k <= 4:
+        return 1.0, 0.0
+    if k in _SHAPE_CACHE:
+        return _SHAPE_CACHE[k]
+    l0, b0 = PAPER_KGON_PARAMETERS.get(k, (0.9 + 0.1 * k, -0.3 * (k - 4)))
+    z = torch.tensor([l0, b0], dtype=torch.float64)
+
+    def f(v: Tensor) -> Tensor:
+        W, b = _regular_kgon(k, k, v[0], v[1], torch.float64)
+        return population_loss(W, b)
+
+    for _ in range(50):
+        g = torch.autograd.functional.jacobian(f, z)
+        h = torch.autograd.functional.hessian(f, z)
+        step = torch.linalg.solve(h, g)
+        z = z - step
+        if float(step.abs().max()) < 1e-14:
+            break
+    _SHAPE_CACHE[k] = (float(z[0]), float(z[1]))
+    return _SHAPE_CACHE[k]
+
+
+def kgon_parameters(k: int, c: int = 6, positive_biases: int = 0, *, rotation: float = 0.0,
+                    dead_bias: float = -1.0, dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:
+    """(W, b) of the ideal k-gon critical point with σ = ``positive_biases`` (the paper's k^{σ+}).
+
+    Columns 0..k−1 form a regular k-gon of radius l* (rotated by ``rotation``), biases b*;
+    the c − k dead columns are 0, the first σ of them with the optimal positive bias 1/(2c)
+    (minimises (1/c)[c b² − b + 1/3]), the rest with ``dead_bias`` < 0 (a flat direction:
+    any negative value is critical). Shapes (2, c), (c,).
+    """
+    if not 1 <= k <= c:
+        raise ValueError(f"need 1 ≤ k ≤ c, got k={k}, c={c}.")
+    if not 0 <= positive_biases <= c - k:
+        raise ValueError(f"positive_biases must be in [0, c − k] = [0, {c - k}], got {positive_biases}.")
+    if dead_bias >= 0:
+        raise ValueError(f"dead_bias must be negative (a positive dead bias is the σ pattern), got {dead_bias}.")
+    length, bias = kgon_optimal_shape(k)
+    W, b = _regular_kgon(k, c, torch.tensor(length, dtype=dtype), torch.tensor(bias, dtype=dtype), dtype)
+    rot = torch.tensor([[math.cos(rotation), -math.sin(rotation)], [math.sin(rotation), math.cos(rotation)]],
+                       dtype=dtype)
+    W = rot @ W
+    b[k:] = dead_bias
+    b[k : k + positive_biases] = 1.0 / (2 * c)
+    return W, b
+
+
+def classify_kgon(W: Tensor, b: Tensor, *, live_threshold: float = 0.5, angle_tol: float = 0.35,
+                  bias_threshold: float = 0.0) -> KGonType:
+    """Name the critical point (W, b) is near: k = number of columns with ‖W_i‖ > threshold,
+    σ = number of the other features with bias > ``bias_threshold``; ``regular`` when the
+    live columns' angular gaps are all within ``angle_tol`` (radians) of 2π/k (k ≥ 2) and
+    their lengths within 30% of each other. W: (2, c), b: (c,).
+    """
+    W = torch.as_tensor(W, dtype=torch.float64).detach().cpu()
+    b = torch.as_tensor(b, dtype=torch.float64).detach().cpu()
+    if W.ndim != 2 or W.shape[0] != 2 or b.shape != (W.shape[1],):
+        raise ValueError(f"classify_kgon needs W of shape (2, c) and b of shape (c,); got {tuple(W.shape)}, "
+                         f"{tuple(b.shape)}.")
+    norms = W.norm(dim=0)
+    live = norms > live_threshold
+    k = int(live.sum())
+    sigma = int((b[~live] > bias_threshold).sum())
+    regular = True
+    if k >= 2:
+        ang = torch.sort(torch.atan2(W[1, live], W[0, live])).values
+        gaps = torch.diff(torch.cat([ang, ang[:1] + 2 * math.pi]))
+        regular = bool((gaps - 2 * math.pi / k).abs().max() < angle_tol)
+        ln = norms[live]
+        regular = regular and bool(ln.max() / ln.min() < 1.3)
+    return KGonType(k, sigma, regular)
+
+
+# --------------------------------------------------------------------------------------
+# Training many seeds at once
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    """Batched training output: final (W, b) per seed, loss curves, checkpoints."""
+
+    W: Tensor  # (seeds, m, c)
+    b: Tensor  # (seeds, c)
+    steps: Tensor  # (T,) logged steps
+    train_loss: Tensor  # (seeds, T) training loss at the logged steps
+    population_loss: Tensor  # (seeds, T) exact high-sparsity loss at the logged steps
+    checkpoints: list[tuple[int, Tensor, Tensor]] = field(default_factory=list)
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+
+    def labels(self) -> list[str]:
+        """The k-gon label of each seed's final parameters."""
+        return [classify_kgon(self.W[s], self.b[s]).label for s in range(self.W.shape[0])]
+
+    def tally(self) -> dict[str, int]:
+        """How many seeds ended in each k-gon type, sorted by label."""
+        out: dict[str, int] = {}
+        for lab in self.labels():
+            out[lab] = out.get(lab, 0) + 1
+        return dict(sorted(out.items()))
+
+
+def train_tms(num_seeds: int = 8, c: int = 6, m: int = 2, *, n: int = 1000, steps: int = 5000,
+              lr: float = 0.01, batch_size: int | None = 100, optimizer: str = "adam",
+              init_scale: float = 0.1, init: tuple[Tensor, Tensor] | None = None, seed: int = 0,
+              log_every: int = 50, checkpoint_steps: list[int] | None = None, sparsity: float | None = None,
+              device: str = "cpu", progress: bool | None = None) -> TrainResult:
+    """Train ``num_seeds`` TMS models at once: every tensor has a leading seed dimension.
+
+    Each seed has its own training set of n samples (high sparsity, or ``sparsity`` S) and
+    its own initialisation W ~ N(0, init_scale²), b = 0 (or ``init`` = (W, b) with shapes
+    (seeds, m, c), (seeds, c)). The summed loss Σ_s L_s has per-seed gradients, so one
+    optimiser step (Adam or SGD, elementwise) advances all seeds independently.
+    ``device="auto"`` uses the GPU when there is one.
+    """
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}.")
+    if num_seeds < 1 or steps < 0 or n < 1:
+        raise ValueError("num_seeds and n must be positive and steps non-negative.")
+    dev = get_device(device)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    if sparsity is None:
+        x = sample_high_sparsity(n, c, generator=gen, num_seeds=num_seeds)
+    else:
+        x = sample_sparse(n, c, sparsity, generator=gen, num_seeds=num_seeds)
+    if init is None:
+        W = torch.randn(num_seeds, m, c, generator=gen) * init_scale
+        b = torch.zeros(num_seeds, c)
+    else:
+        W, b = (torch.as_tensor(t, dtype=torch.float32).clone() for t in init)
+        if W.shape != (num_seeds, m, c) or b.shape != (num_seeds, c):
+            raise ValueError(f"init must have shapes ({num_seeds}, {m}, {c}) and ({num_seeds}, {c}).")
+    x, W, b = x.to(dev), W.to(dev).requires_grad_(True), b.to(dev).requires_grad_(True)
+    opt = torch.optim.Adam([W, b], lr=lr) if optimizer == "adam" else torch.optim.SGD([W, b], lr=lr)
+    ckpt_set = set(checkpoint_steps or [])
+    logged_steps, train_hist, pop_hist, ckpts = [], [], [], []
+    seeds_idx = torch.arange(num_seeds, device=dev)[:, None]
+    minibatch = batch_size is not None and batch_size < n
+
+    def log(step: int) -> None:
+        with torch.no_grad():
+            logged_steps.append(step)
+            train_hist.append(tms_loss(tms_forward(W, b, x), x).double().cpu())
+            pop_hist.append(population_loss(W.double(), b.double()).cpu())
+        if step in ckpt_set:
+            ckpts.append((step, W.detach().cpu().clone(), b.detach().cpu().clone()))
+
+    for step in _progress(range(steps), desc=f"training {num_seeds} TMS seeds", enabled=progress):
+        if step % log_every == 0 or step in ckpt_set:
+            log(step)
+        if minibatch:
+            idx = torch.randint(0, n, (num_seeds, batch_size), generator=gen).to(dev)
+            xb = x[seeds_idx, idx]
+        else:
+            xb = x
+        opt.zero_grad(set_to_none=True)
+        tms_loss(tms_forward(W, b, xb), xb).sum().backward()
+        opt.step()
+    log(steps)
+    hp = {"num_seeds": num_seeds, "c": c, "m": m, "n": n, "steps": steps, "lr": lr, "batch_size": batch_size,
+          "optimizer": optimizer, "init_scale": init_scale, "seed": seed, "sparsity": sparsity, "device": str(dev)}
+    return TrainResult(W=W.detach().cpu(), b=b.detach().cpu(), steps=torch.tensor(logged_steps),
+                       train_loss=torch.stack(train_hist, 1), population_loss=torch.stack(pop_hist, 1),
+                       checkpoints=ckpts, hyperparameters=hp)
+
+
+# --------------------------------------------------------------------------------------
+# Free energy of a phase, and pictures
+# --------------------------------------------------------------------------------------
+
+
+def free_energy_asymptotic(n: np.ndarray | float, loss: float, llc: float, constant: float = 0.0) -> np.ndarray:
+    """F_n ≈ n L + λ log n + const for a phase with population loss L and LLC λ."""
+    n = np.asarray(n, dtype=float)
+    return n * loss + llc * np.log(n) + constant
+
+
+def plot_polygons(W: Tensor, b: Tensor | None = None, *, ncols: int = 8, titles: list[str] | None = None,
+                  suptitle: str | None = None, panel_size: float = 1.6):
+    """One small panel per seed: the columns of W (2, c) as spokes from the origin, the
+    live ones joined into a polygon; a dead feature with positive bias is a red dot.
+    W: (seeds, 2, c) or (2, c); b: (seeds, c) or (c,). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    W = torch.as_tensor(W).detach().cpu().double()
+    if W.ndim == 2:
+        W = W[None]
+    b = None if b is None else torch.as_tensor(b).detach().cpu().double().reshape(W.shape[0], -1)
+    S = W.shape[0]
+    ncols = min(ncols, S)
+    nrows = math.ceil(S / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows + 0.4), squeeze=False)
+    lim = max(1.0, float(W.norm(dim=1).max()) * 1.15)
+    for s in range(nrows * ncols):
+        ax = axes[s // ncols][s % ncols]
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if s >= S:
+            ax.axis("off")
+            continue
+        w = W[s]
+        kt = classify_kgon(w, b[s]) if b is not None else None
+        norms = w.norm(dim=0)
+        live = norms > 0.5
+        if int(live.sum()) >= 3:
+            ang = torch.atan2(w[1, live], w[0, live])
+            order = torch.argsort(ang)
+            pts = w[:, live][:, order]
+            ax.fill(pts[0].numpy(), pts[1].numpy(), color="C0", alpha=0.15)
+        for i in range(w.shape[1]):
+            ax.plot([0, float(w[0, i])], [0, float(w[1, i])], color="C0" if live[i] else "0.6", lw=1.2)
+            ax.plot(float(w[0, i]), float(w[1, i]), "o", ms=3, color="C0" if live[i] else "0.6")
+        if b is not None:
+            pos = (~live) & (b[s] > 0)
+            if bool(pos.any()):
+                ax.plot([0], [0], "o", ms=6, color="C3")
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        label = titles[s] if titles is not None else (f"seed {s}: {kt.label}" if kt else f"seed {s}")
+        ax.set_title(label, fontsize=8)
+    fig.suptitle(suptitle or "Columns of W (blue: live features; red dot: dead feature with b > 0)", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,81 @@
+"""Chapter 07 checks: pass on the solutions, fail on stubs and on plausible wrong answers."""
+
+import pytest
+import torch
+
+from slt_course_utils.checks import CheckFailure, ch07
+
+from .conftest import solution_namespace
+
+SOL = solution_namespace("07_toy_models_of_superposition")
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError("Exercise not done yet: replace this line with your solution.")
+
+
+def _kgon_no_positive(k, c, length, bias, positive_biases=0):
+    return SOL["kgon"](k, c, length, bias, 0)
+
+
+def _loss_mean_over_outputs(W, b):
+    return SOL["high_sparsity_loss"](W, b) / W.shape[1]
+
+
+CASES = {
+    "check_tms_forward": (
+        SOL["tms_forward_batched"],
+        {
+            "bias outside the ReLU": lambda W, b, x: torch.relu(x @ (W.transpose(-1, -2) @ W)) + b[:, None, :],
+            "W Wᵀ instead of Wᵀ W": lambda W, b, x: torch.relu(x[..., :2] @ (W @ W.transpose(-1, -2))),
+        },
+    ),
+    "check_high_sparsity_loss": (
+        SOL["high_sparsity_loss"],
+        {"mean over outputs instead of sum": _loss_mean_over_outputs,
+         "ReLU forgotten": lambda W, b: SOL["high_sparsity_loss"](W, b - 10) * 0 + 1.0},
+    ),
+    "check_kgon": (
+        SOL["kgon"],
+        {
+            "positive biases ignored": _kgon_no_positive,
+            "angles 2πj/c instead of 2πj/k": lambda k, c, length, bias, s=0: SOL["kgon"](c, c, length, bias, 0),
+        },
+    ),
+    "check_classify": (
+        SOL["classify"],
+        {
+            "counts all positive biases": lambda W, b: (int((W.norm(dim=0) > 0.5).sum()), int((b > 0).sum())),
+            "threshold zero": lambda W, b: SOL["classify"](W, b, threshold=0.0),
+        },
+    ),
+    "check_critical_sample_size": (
+        SOL["critical_sample_size"],
+        {
+            "log ignored: n = Δλ/ΔL": lambda la, ka, lb, kb: (kb - ka) / (la - lb),
+            "BIC-style d/2 instead of λ": lambda la, ka, lb, kb: SOL["critical_sample_size"](la, 9.0, lb, 9.0 + 2 * (kb - ka)),
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_check_passes_on_the_solution(name, capsys):
+    getattr(ch07, name)(CASES[name][0])
+    assert "passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_check_fails_on_the_stub(name):
+    with pytest.raises(CheckFailure, match="not implemented yet") as info:
+        getattr(ch07, name)(stub)
+    assert info.value.not_implemented
+
+
+@pytest.mark.parametrize(
+    ("name", "wrong"), [(name, wrong) for name in sorted(CASES) for wrong in sorted(CASES[name][1])]
+)
+def test_check_rejects_a_plausible_wrong_answer(name, wrong):
+    with pytest.raises(CheckFailure) as info:
+        getattr(ch07, name)(CASES[name][1][wrong])
+    assert not info.value.not_implemented
