@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, vmap
+from torch.func import functional_call, grad_and_value, vmap
 from torch.utils.data import DataLoader
 
 from slt_course_utils.device import get_device

@@ -1,17 +1,15 @@
 """Chapter 07 checks: pass on the solutions, fail on stubs and on plausible wrong answers."""
 
-import pytest
 import torch
 
-from slt_course_utils.checks import CheckFailure, ch07
+from slt_course_utils.checks import ch07
 
+from .check_suite import check_suite
 from .conftest import solution_namespace
 
 SOL = solution_namespace("07_toy_models_of_superposition")
 
 
-def stub(*args, **kwargs):
-    raise NotImplementedError("Exercise not done yet: replace this line with your solution.")
 
 
 def _kgon_no_positive(k, c, length, bias, positive_biases=0):
@@ -59,23 +57,6 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_check_passes_on_the_solution(name, capsys):
-    getattr(ch07, name)(CASES[name][0])
-    assert "passed" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_check_fails_on_the_stub(name):
-    with pytest.raises(CheckFailure, match="not implemented yet") as info:
-        getattr(ch07, name)(stub)
-    assert info.value.not_implemented
-
-
-@pytest.mark.parametrize(
-    ("name", "wrong"), [(name, wrong) for name in sorted(CASES) for wrong in sorted(CASES[name][1])]
+test_check_passes_on_the_solution, test_check_fails_on_the_stub, test_check_rejects_a_plausible_wrong_answer = (
+    check_suite(ch07, CASES)
 )
-def test_check_rejects_a_plausible_wrong_answer(name, wrong):
-    with pytest.raises(CheckFailure) as info:
-        getattr(ch07, name)(CASES[name][1][wrong])
-    assert not info.value.not_implemented
