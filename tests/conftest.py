@@ -42,6 +42,19 @@ def solution_namespace(name: str) -> dict:
     return namespace
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for tiny tensors: fastest, and on a shared 2-core machine OpenMP threads
+    contending with other processes made such tests up to 20× slower. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _close_figures():
     yield

@@ -10,14 +10,7 @@ from slt_course_utils.checks import ch06
 from .check_suite import check_suite
 from .conftest import solution_namespace
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread (as the notebook sets) is fastest on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SOL = solution_namespace("06_estimating_llc")

@@ -19,14 +19,7 @@ from slt_course_utils.dln import (
 )
 from slt_course_utils.llc import estimate_llc
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_model_shapes_and_parameter_count():

@@ -41,15 +41,7 @@ from slt_course_utils.llc import (
     sgld_step,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these ops are tiny, and on a shared 2-core machine OpenMP
-    threads contending with other processes made them 20× slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SIGMA = 0.5

@@ -40,12 +40,7 @@ from slt_course_utils.volume import (
 N = 1 << 19  # 524 288 draws: about 0.3 s per potential on one core
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fit(K, sampler, *, m=1, fit_m=False, seed=0):

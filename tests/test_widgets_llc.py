@@ -2,17 +2,10 @@
 
 import matplotlib.pyplot as plt
 import pytest
-import torch
 
 from slt_course_utils import widgets_llc
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_plot_llc_run_draws_traces_and_running_estimate():
