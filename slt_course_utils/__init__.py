@@ -9,10 +9,17 @@ One module per idea:
 - ``models``     toy statistical models and their losses
 - ``posterior``  grid posteriors and free energies, in log space (adaptive quadrature, Laplace, BIC)
 - ``fisher``     Fisher information: autograd and closed forms, rank and eigenvalues
+- ``singular``   true-parameter sets, symmetries and Fisher ranks of singular models
+- ``theory``     exact learning coefficients (RLCTs) with their sources
+- ``volume``     volume scaling V(ε) ≈ c ε^λ (−log ε)^(m−1) and fits of λ
 - ``sampling``   Metropolis–Hastings and HMC, vectorised over chains
 - ``free_energy`` free-energy asymptotics: λ fits, WBIC, WAIC, generalisation error
 - ``phase_transitions`` two-phase potential, local free energies, critical n, gradient descent
-- ``widgets``    ipywidgets explorers (``widgets_phase``: the phase-transition explorer)
+- ``llc``        the local learning coefficient by vectorised multi-chain SGLD (``estimate_llc``);
+  ``llc_models`` and ``llc_diagnostics`` hold the calibration models and chapter 06's references
+- ``tms``, ``dln`` toy models of superposition (k-gons), deep linear networks
+- ``widgets``    ipywidgets explorers; ``widgets_fisher``, ``widgets_singular``, ``widgets_rlct``,
+  ``widgets_phase``, ``widgets_llc``, ``widgets_tms`` hold one chapter's explorer each
 - ``checks``     check functions for the exercises
 - ``colab``      Colab set-up (``setup_colab()``), Colab/Binder links, the course repository address
 - ``make_exercises`` / ``execute_notebooks``  notebook tooling (``python -m ...``)
