@@ -30,6 +30,21 @@ class MHResult:
         return self.samples.reshape(-1, self.samples.shape[-1])
 
 
+def _validated_start(init: Tensor, step_size: float, **counts: tuple[int, int]) -> Tensor:
+    """Check the step size and the integer ``counts`` (name → (value, minimum)); return init as (chains, d)."""
+    if not (isinstance(step_size, (int, float)) and math.isfinite(step_size) and step_size > 0):
+        raise ValueError(f"step_size must be a positive finite number, got {step_size!r}.")
+    for name, (value, low) in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}.")
+    w = init.detach().clone().double()
+    if w.ndim == 1:
+        w = w.unsqueeze(0)
+    if w.ndim != 2:
+        raise ValueError(f"init must have shape (num_chains, d) or (d,), got {tuple(init.shape)}.")
+    return w
+
+
 def metropolis_hastings(
     log_density: LogDensity,
     init: Tensor,
@@ -45,17 +60,7 @@ def metropolis_hastings(
     ``init`` has shape ``(num_chains, d)`` (or ``(d,)`` for one chain). Raises ``ValueError``
     for a non-positive step size or sample count and for a non-finite log density at the start.
     """
-    if not (isinstance(step_size, (int, float)) and math.isfinite(step_size) and step_size > 0):
-        raise ValueError(f"step_size must be a positive finite number, got {step_size!r}.")
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
-    if isinstance(num_burnin, bool) or not isinstance(num_burnin, int) or num_burnin < 0:
-        raise ValueError(f"num_burnin must be a non-negative integer, got {num_burnin!r}.")
-    w = init.detach().clone().double()
-    if w.ndim == 1:
-        w = w.unsqueeze(0)
-    if w.ndim != 2:
-        raise ValueError(f"init must have shape (num_chains, d) or (d,), got {tuple(init.shape)}.")
+    w = _validated_start(init, step_size, num_samples=(num_samples, 1), num_burnin=(num_burnin, 0))
     logp = log_density(w)
     if logp.shape != (w.shape[0],):
         raise ValueError(
@@ -119,16 +124,8 @@ def hamiltonian_monte_carlo(
     non-finite log density or gradient (a divergence, or outside the support) is rejected.
     Raises ``ValueError`` for a non-positive step size or counts and a non-finite density at the start.
     """
-    if not (isinstance(step_size, (int, float)) and math.isfinite(step_size) and step_size > 0):
-        raise ValueError(f"step_size must be a positive finite number, got {step_size!r}.")
-    for name, v, low in (("num_leapfrog", num_leapfrog, 1), ("num_samples", num_samples, 1), ("num_burnin", num_burnin, 0)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            raise ValueError(f"{name} must be an integer ≥ {low}, got {v!r}.")
-    w = init.detach().clone().double()
-    if w.ndim == 1:
-        w = w.unsqueeze(0)
-    if w.ndim != 2:
-        raise ValueError(f"init must have shape (num_chains, d) or (d,), got {tuple(init.shape)}.")
+    w = _validated_start(init, step_size, num_leapfrog=(num_leapfrog, 1), num_samples=(num_samples, 1),
+                         num_burnin=(num_burnin, 0))
 
     def logp_and_grad(x: Tensor) -> tuple[Tensor, Tensor]:
         x = x.detach().requires_grad_(True)
