@@ -28,6 +28,16 @@ def _check_sigma(sigma: float) -> None:
         raise ValueError(f"the noise scale sigma must be positive and finite, got {sigma!r}.")
 
 
+def _chunked_mean(nll: Callable[..., Tensor], w: Tensor, data: tuple[Tensor, ...], chunk: int, width: int = 1) -> Tensor:
+    """mean_i nll(w, *data_i) over the sample axis, in blocks of about ``chunk`` (grid × samples × width) numbers."""
+    n = data[0].shape[0]
+    per = max(1, chunk // max(1, w[..., 0].numel() * width))
+    total = torch.zeros(w.shape[:-1], dtype=torch.float64)
+    for s in range(0, n, per):
+        total = total + nll(w, *(t[s : s + per] for t in data)).sum(-1)
+    return total / n
+
+
 # --- The Gaussian mean model: p(x|w) = N(x; w, σ²) ---------------------------------------
 
 def sample_gaussian(n: int, mean: float = 0.0, sigma: float = 1.0, *, generator: torch.Generator | None = None) -> Tensor:
@@ -142,14 +152,9 @@ class GaussianRegression:
     def empirical_loss(self, w: Tensor, x: Tensor, y: Tensor, *, chunk: int = 1 << 22) -> Tensor:
         """L_n(w) = mean_i −log p(y_i|x_i, w), shape ``w.shape[:-1]``; data processed in chunks."""
         self._check_w(w)
-        n = x.numel()
-        if n < 1:
+        if x.numel() < 1:
             raise ValueError("need at least one data point.")
-        per = max(1, chunk // max(1, w[..., 0].numel()))
-        total = torch.zeros(w.shape[:-1], dtype=torch.float64)
-        for s in range(0, n, per):
-            total = total + self.nll(w, x[s : s + per], y[s : s + per]).sum(-1)
-        return total / n
+        return _chunked_mean(self.nll, w, (x, y), chunk)
 
 
 def _linear_mean(w: Tensor, x: Tensor) -> Tensor:
@@ -429,12 +434,7 @@ class ReducedRankRegression:
         """L_n(w) = mean_i −log p(y_i|x_i, w), shape ``w.shape[:-1]``; data processed in chunks."""
         _check_data_2d(x, y, self.M, self.N)
         self.unflatten(w)
-        n = x.shape[0]
-        per = max(1, chunk // max(1, w[..., 0].numel() * self.N))
-        total = torch.zeros(w.shape[:-1], dtype=torch.float64)
-        for s in range(0, n, per):
-            total = total + self.nll(w, x[s : s + per], y[s : s + per]).sum(-1)
-        return total / n
+        return _chunked_mean(self.nll, w, (x, y), chunk, width=self.N)
 
     def kl(self, w: Tensor, w0: Tensor) -> Tensor:
         """K(w) = ‖BA − B0A0‖_F²/(2σ²), exact for x ~ N(0, I_M)."""
@@ -482,14 +482,9 @@ class LogisticRegression:
     def empirical_loss(self, w: Tensor, x: Tensor, y: Tensor, *, chunk: int = 1 << 22) -> Tensor:
         """L_n(w) = mean_i −log p(y_i|x_i, w), shape ``w.shape[:-1]``; data processed in chunks."""
         self._check_w(w)
-        n = x.shape[0]
-        if n < 1:
+        if x.shape[0] < 1:
             raise ValueError("need at least one data point.")
-        per = max(1, chunk // max(1, w[..., 0].numel()))
-        total = torch.zeros(w.shape[:-1], dtype=torch.float64)
-        for s in range(0, n, per):
-            total = total + self.nll(w, x[s : s + per], y[s : s + per]).sum(-1)
-        return total / n
+        return _chunked_mean(self.nll, w, (x, y), chunk)
 
 
 # --- Gaussian mixtures (density models: data x only) ---------------------------------------
@@ -497,14 +492,6 @@ class LogisticRegression:
 def _check_x_1d(x: Tensor) -> None:
     if x.ndim != 1 or x.numel() < 1:
         raise ValueError(f"x must be a non-empty 1-D tensor of observations, got shape {tuple(x.shape)}.")
-
-
-def _chunked_mean(nll: Callable[[Tensor, Tensor], Tensor], w: Tensor, x: Tensor, chunk: int) -> Tensor:
-    per = max(1, chunk // max(1, w[..., 0].numel()))
-    total = torch.zeros(w.shape[:-1], dtype=torch.float64)
-    for s in range(0, x.shape[0], per):
-        total = total + nll(w, x[s : s + per]).sum(-1)
-    return total / x.shape[0]
 
 
 @dataclass(frozen=True)
@@ -541,7 +528,7 @@ class WeightMixture:
         """L_n(w) = mean_i −log p(x_i|w), shape ``w.shape[:-1]``."""
         self._check_w(w)
         _check_x_1d(x)
-        return _chunked_mean(self.nll, w, x, chunk)
+        return _chunked_mean(self.nll, w, (x,), chunk)
 
 
 @dataclass(frozen=True)
@@ -575,7 +562,7 @@ class SymmetricMixture:
         """L_n(w) = mean_i −log p(x_i|w), shape ``w.shape[:-1]``."""
         self._check_w(w)
         _check_x_1d(x)
-        return _chunked_mean(self.nll, w, x, chunk)
+        return _chunked_mean(self.nll, w, (x,), chunk)
 
 
 MIXTURE_WEIGHT = WeightMixture()
