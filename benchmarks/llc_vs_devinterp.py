@@ -2,6 +2,8 @@
 
     make bench                      # installs devinterp==1.3.2 (the 'bench' extra) and runs this
     python benchmarks/llc_vs_devinterp.py [--chains 1 4 16 64] [--draws 200] [--threads 1]
+    python benchmarks/llc_vs_devinterp.py --device cuda --chains 16 64 --no-compile \
+        --course-only-chains 1024 4096 16384          # the GPU table (benchmarks/gpu_check.py runs it)
 
 Both estimators get the same model at the same w*, the same data, step size ε, localisation γ,
 nβ, number of draws and burn-in, the same minibatch size, and the same L(w*) (full data).
@@ -9,7 +11,9 @@ devinterp runs its chains one after another (cores=1); ``estimate_llc`` advances
 For each task and chain count the script prints the wall time of each, the ratio, and whether
 the two means agree within 3 combined standard errors (standard errors over chains). It also
 runs ``estimate_llc(compile=True)``: its total time includes torch.compile's one-off
-compilation (seconds), its sampling time does not; both are printed.
+compilation (seconds), its sampling time does not; both are printed. ``--course-only-chains``
+adds a table of ``estimate_llc`` alone at chain counts where devinterp's loop over chains would
+take minutes.
 """
 
 from __future__ import annotations
@@ -58,7 +62,8 @@ def dln_task(n: int, seed: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     return model, x, y
 
 
-def run_devinterp(model, x, y, *, chains, draws, burnin, lr, localization, nbeta, batch_size, init_loss, seed):
+def run_devinterp(model, x, y, *, chains, draws, burnin, lr, localization, nbeta, batch_size, init_loss, seed,
+                  device="cpu"):
     from devinterp.optim.sgld import SGLD
     from devinterp.slt.sampler import estimate_learning_coeff_with_summary
 
@@ -70,20 +75,21 @@ def run_devinterp(model, x, y, *, chains, draws, burnin, lr, localization, nbeta
             model, loader, evaluate=lambda m, batch: F.mse_loss(m(batch[0]), batch[1]),
             sampling_method=SGLD, optimizer_kwargs={"lr": lr, "localization": localization, "nbeta": nbeta},
             num_draws=draws, num_chains=chains, num_burnin_steps=burnin, num_steps_bw_draws=1,
-            init_loss=init_loss, seed=seed, device="cpu", verbose=False, online=False,
+            init_loss=init_loss, seed=seed, device=device, verbose=False, online=False,
         )
         seconds = time.perf_counter() - start
     per_chain = torch.tensor([out[f"llc-chain/{i}"] for i in range(chains)], dtype=torch.float64)
     return seconds, per_chain
 
 
-def run_course(model, x, y, *, chains, draws, burnin, lr, localization, nbeta, batch_size, seed, compile=False):
+def run_course(model, x, y, *, chains, draws, burnin, lr, localization, nbeta, batch_size, seed, compile=False,
+               device="cpu"):
     """Wall time of estimate_llc (compilation included) and per-chain λ̂; with compile, also the sampling time."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         start = time.perf_counter()
         res = estimate_llc(model, (x, y), F.mse_loss, num_chains=chains, num_draws=draws, num_burnin_steps=burnin,
-                           lr=lr, localization=localization, nbeta=nbeta, batch_size=batch_size, device="cpu",
+                           lr=lr, localization=localization, nbeta=nbeta, batch_size=batch_size, device=device,
                            seed=seed, progress=False, check_localization=False, compile=compile)
         seconds = time.perf_counter() - start
     if compile:
@@ -105,17 +111,29 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both (tiny models: 1 is fastest)")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda, for both estimators")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile column")
+    parser.add_argument("--course-only-chains", type=int, nargs="*", default=[],
+                        help="also time estimate_llc alone at these chain counts")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import devinterp
 
     print(f"# LLC benchmark: slt_course_utils.estimate_llc vs devinterp {getattr(devinterp, '__version__', '1.3.2')}")
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, torch threads = {args.threads}, "
+    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
+    print(f"torch {torch.__version__}, {where} ({args.device}), torch threads = {args.threads}, "
           f"n = {args.n}, batch = {args.batch_size}, draws = {args.draws}, burn-in = {args.burnin}\n")
     tasks = {
         "TMS 6→2": (tms_task, {"lr": 1e-3, "localization": 100.0}),
         "DLN [5,4,4,5]": (dln_task, {"lr": 1e-4, "localization": 10.0}),
     }
+    if args.device.startswith("cuda"):  # CUDA context, cuBLAS handles, kernel caches: paid once, outside the timings
+        for make, hp in tasks.values():
+            model, x, y = make(args.n, seed=0)
+            warm = {"draws": 5, "burnin": 0, "nbeta": 10.0, "batch_size": args.batch_size, "seed": 0,
+                    "device": args.device, **hp}
+            run_devinterp(model, x, y, chains=1, init_loss=0.0, **warm)
+            run_course(model, x, y, chains=2, **warm)
     print("| task | chains | devinterp (s) | course (s) | speed-up | compiled: total / sampling (s) | speed-up (sampling) "
           "| λ̂ devinterp | λ̂ course | agree (3σ) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -126,11 +144,14 @@ def main() -> None:
             init_loss = F.mse_loss(model(x), y).item()
         for chains in args.chains:
             common = {"chains": chains, "draws": args.draws, "burnin": args.burnin, "nbeta": nbeta,
-                      "batch_size": args.batch_size, "seed": 0, **hp}
+                      "batch_size": args.batch_size, "seed": 0, "device": args.device, **hp}
             t_ref, ref = run_devinterp(model, x, y, init_loss=init_loss, **common)
             t_ours, ours = run_course(model, x, y, **common)
-            t_comp, comp, t_sampling = run_course(model, x, y, compile=True, **common)
-            assert torch.allclose(comp, ours, rtol=1e-3, atol=1e-3), "compiled and eager runs disagree"
+            if args.no_compile:
+                t_comp = t_sampling = math.nan
+            else:
+                t_comp, comp, t_sampling = run_course(model, x, y, compile=True, **common)
+                assert torch.allclose(comp, ours, rtol=1e-3, atol=1e-3), "compiled and eager runs disagree"
             (m1, s1), (m2, s2) = summary(ref), summary(ours)
             if chains > 1:
                 agree = "yes" if abs(m1 - m2) <= 3 * math.hypot(s1, s2) else "NO"
@@ -139,6 +160,18 @@ def main() -> None:
                 agree, fmt = "n/a (1 chain)", lambda m, s: f"{m:.3f}"  # noqa: E731
             print(f"| {name} | {chains} | {t_ref:.2f} | {t_ours:.3f} | {t_ref / t_ours:.1f}× | {t_comp:.2f} / "
                   f"{t_sampling:.3f} | {t_ref / t_sampling:.1f}× | {fmt(m1, s1)} | {fmt(m2, s2)} | {agree} |", flush=True)
+    if args.course_only_chains:
+        print(f"\n| task | chains | course (s) | µs per chain-step | λ̂ course |  ({args.device}, eager)")
+        print("|---|---|---|---|---|")
+        for name, (make, hp) in tasks.items():
+            model, x, y = make(args.n, seed=0)
+            nbeta = args.n / math.log(args.n)
+            for chains in args.course_only_chains:
+                t, per_chain = run_course(model, x, y, chains=chains, draws=args.draws, burnin=args.burnin, nbeta=nbeta,
+                                          batch_size=args.batch_size, seed=0, device=args.device, **hp)
+                m, se = summary(per_chain)
+                steps = chains * (args.draws + args.burnin)
+                print(f"| {name} | {chains} | {t:.2f} | {1e6 * t / steps:.2f} | {m:.3f} ± {se:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

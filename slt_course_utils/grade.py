@@ -358,15 +358,16 @@ def _short(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _describe(res: ExecResult, timeout: float, memory_limit_mb: int | None) -> str:
+def _describe(res: ExecResult, timeout: float, memory_limit_mb: int | None, restarted: bool = True) -> str:
+    """What went wrong, for a student; ``restarted`` says whether grading went on in a fresh kernel."""
+    after = "; the kernel was restarted" if restarted else "; no time was left to restart the kernel"
     if res.status == "timeout":
-        return f"timed out after {timeout:.0f} s (an infinite loop, or too slow); the kernel was restarted"
+        return f"timed out after {timeout:.0f} s (an infinite loop, or too slow){after}"
     if res.status == "dead":
         note = f" [{res.evalue}]" if res.evalue else ""
-        return f"the kernel died (os._exit, a crash or running out of memory){note}; it was restarted"
+        return f"the kernel died (os._exit, a crash or running out of memory){note}{after}"
     if res.ename == "MemoryError":
-        return (f"ran out of memory (MemoryError; the limit is {memory_limit_mb} MB); "
-                "the kernel was restarted")
+        return f"ran out of memory (MemoryError; the limit is {memory_limit_mb} MB){after}"
     return _short(f"{res.ename}: {res.evalue}")
 
 
@@ -472,7 +473,8 @@ def grade_submission(sub: Submission, chapters: dict[str, Chapter], opts: Option
                 res = kernel.execute(source, min(opts.cell_timeout, time_left()))
                 if res.fatal:
                     skipped.add(index)
-                    issues.append(f"{_cell_label(index, source)} on replay: {_describe(res, opts.cell_timeout, opts.memory_limit_mb)}")
+                    issues.append(f"{_cell_label(index, source)} on replay: "
+                                  f"{_describe(res, opts.cell_timeout, opts.memory_limit_mb, restarted=time_left() > 0)}")
                     break
             else:
                 if replay_checks:
@@ -497,7 +499,8 @@ def grade_submission(sub: Submission, chapters: dict[str, Chapter], opts: Option
             done.append((index, source))
             if res.status == "ok":
                 continue
-            issues.append(f"{_cell_label(index, source)}: {_describe(res, timeout, opts.memory_limit_mb)}")
+            issues.append(f"{_cell_label(index, source)}: "
+                          f"{_describe(res, timeout, opts.memory_limit_mb, restarted=time_left() > 0)}")
             if res.fatal:
                 skipped.add(index)
                 if time_left() > 0:
@@ -506,7 +509,8 @@ def grade_submission(sub: Submission, chapters: dict[str, Chapter], opts: Option
         if time_left() > 0:
             res = kernel.execute(_preamble(chapter), min(opts.cell_timeout, time_left()))
             if res.status != "ok":
-                issues.append(f"importing the check modules failed: {_describe(res, opts.cell_timeout, opts.memory_limit_mb)}")
+                issues.append("importing the check modules failed: "
+                              f"{_describe(res, opts.cell_timeout, opts.memory_limit_mb, restarted=time_left() > 0)}")
                 if res.fatal and time_left() > 0:
                     restart(replay_checks=True)
 
@@ -528,7 +532,7 @@ def grade_submission(sub: Submission, chapters: dict[str, Chapter], opts: Option
             elif res.ename in ("CheckFailure", "AssertionError"):
                 message = _short(res.evalue) or f"{res.ename} (an assertion in the check, e.g. a hidden test, failed)"
             else:
-                message = _describe(res, timeout, opts.memory_limit_mb)
+                message = _describe(res, timeout, opts.memory_limit_mb, restarted=time_left() > 0)
                 if res.status == "timeout":
                     message = "the check " + message
             if wrong:

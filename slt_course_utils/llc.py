@@ -491,7 +491,7 @@ def estimate_llc(
     eval_batch_size: int | None = None,
     device: str = "auto",
     seed: int = 0,
-    progress: bool | None = True,
+    progress: bool | None = None,
     strict: bool = False,
     divergence_factor: float = 100.0,
     check_localization: bool = True,
@@ -524,7 +524,8 @@ def estimate_llc(
       potential nβL + γ/2|w − w*|² on consecutive steps' batches, so it is exact for full
       batches and a noisier proxy with minibatches. ``levelled_off`` compares the last two
       quarters of the draws across chains; ``fraction_negative_draws`` counts L(w) < L(w*).
-      The progress bar runs over SGLD steps (burn-in included).
+      The progress bar runs over SGLD steps (burn-in included); ``progress=None`` follows
+      ``$SLT_PROGRESS`` (on unless it is 0, as in tests and stored notebook outputs).
     - ``compile=True`` compiles the per-step gradient with ``torch.compile`` (a few seconds once,
       then about 3× faster per step for small models; falls back to eager with a warning).
     - Parameters keep the model's dtype (float32 usually); frozen parameters and buffers
@@ -760,7 +761,7 @@ def calibration_sweep(
     values: Iterable[float],
     *,
     vary: str = "localization",
-    progress: bool | None = True,
+    progress: bool | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """λ̂ on the grid lrs × values (values are γ or nβ, per ``vary``): mean, stderr, diverged.

@@ -18,12 +18,20 @@ Sources of the paper's numbers (``PAPER_*`` below). We could not read the paper'
 here; every value comes from a public transcription of the arXiv v1 LaTeX source
 (repository humiliati/sundog, ``docs/atlas/TMS_H0_HARVEST.md``, which cites Lemma 3.1 /
 eq. (4) for the closed form, Appendix E.1 for the polynomial system giving the k-gon
-(l*, b*), Corollary D.2 for the dead-feature constant). The losses and (l*, b*) are
-re-derived independently here (tests/test_tms.py: our exact integral, minimised over (l, b),
-reproduces every published digit), so they do not rest on the transcription. The learning
-coefficients λ and the critical sample size are taken from the transcription and are
-*not* re-derived; they agree with the count "half the number of non-flat directions
-modulo the O(2) rotation" (k = c: (3c − 1)/2) and with our SGLD estimates (chapter 07).
+(l*, b*), Corollary D.2 for the dead-feature constant). None of them rests on that
+transcription alone:
+
+- the losses and (l*, b*) are re-derived here (tests/test_tms.py: our exact integral,
+  minimised over (l, b), reproduces every published digit);
+- the learning coefficients λ (k ≥ 5) are re-derived by :func:`kgon_llc_from_hessian`: the
+  exact Hessian of our population loss has a spectral gap, its null space is exactly the
+  known flat directions (the O(2) rotation and each dead feature with negative bias), so the
+  critical set is a manifold and λ = rank/2 (Morse–Bott); this gives every ``PAPER_LLC``
+  value, and our SGLD estimates agree (chapter 07);
+- the critical n is the root of n ΔL = Δλ log n + Δc with the published constants, which
+  we check is self-consistent; the O(1) constant Δc itself is quoted, not re-derived.
+
+What we could not do is cite the paper's *table number* for λ: that needs the paper itself.
 """
 
 from __future__ import annotations
@@ -49,7 +57,9 @@ __all__ = [
     "TrainResult",
     "classify_kgon",
     "free_energy_asymptotic",
+    "kgon_hessian_eigenvalues",
     "kgon_label",
+    "kgon_llc_from_hessian",
     "kgon_optimal_shape",
     "kgon_parameters",
     "plot_polygons",
@@ -80,7 +90,8 @@ PAPER_KGON_LOSS: dict[tuple[int, int, int], float] = {
 }
 #: Local learning coefficients λ of k-gon critical points, (k, c, σ) → λ: (3c − 1)/2 for
 #: k = c; 7 for the 5-gon at c = 6 (its dead feature is flat), 8.5 for the 5⁺-gon at c = 6.
-#: (The 4-gon is not C² there and has direction-dependent values: not listed.)
+#: (The 4-gon is not C² there and has direction-dependent values: not listed.) Each value
+#: is re-derived as rank(∇²L)/2 by :func:`kgon_llc_from_hessian` (tests/test_tms.py).
 PAPER_LLC: dict[tuple[int, int, int], float] = {
     (5, 5, 0): 7.0, (6, 6, 0): 8.5, (7, 7, 0): 10.0, (8, 8, 0): 11.5,
     (5, 6, 0): 7.0, (5, 6, 1): 8.5,
@@ -301,6 +312,47 @@ def kgon_parameters(k: int, c: int = 6, positive_biases: int = 0, *, rotation: f
     b[k:] = dead_bias
     b[k : k + positive_biases] = 1.0 / (2 * c)
     return W, b
+
+
+def kgon_hessian_eigenvalues(k: int, c: int = 6, positive_biases: int = 0) -> Tensor:
+    """Eigenvalues (ascending, float64) of the exact Hessian ∇²L at the ideal k^{σ+}-gon, d = 3c.
+
+    Autograd through :func:`population_loss` (piecewise-analytic; for k ≥ 5 no kink sits on
+    a boundary at the k-gon, so L is C^∞ there and this is the true Hessian).
+    """
+    W, b = kgon_parameters(k, c, positive_biases, rotation=0.3)
+    v = torch.cat([W.flatten(), b])
+
+    def f(v: Tensor) -> Tensor:
+        return population_loss(v[: 2 * c].reshape(2, c), v[2 * c :])
+
+    return torch.linalg.eigvalsh(torch.autograd.functional.hessian(f, v))
+
+
+def kgon_llc_from_hessian(k: int, c: int = 6, positive_biases: int = 0, *, rel_tol: float = 1e-9) -> float:
+    """λ of the k^{σ+}-gon from the Hessian: λ = rank(∇²L)/2 at a Morse–Bott minimum.
+
+    Near the k-gon the loss is exactly flat along 1 + 3(c − k − σ) directions (rotating the
+    hidden plane; the column and bias of each dead feature with negative bias). If the
+    Hessian's null space has exactly that dimension and no eigenvalue is negative, the set
+    of minimisers is locally a manifold of that dimension with a non-degenerate normal
+    Hessian, so λ = (d − dim)/2 = rank/2 and m = 1 (Watanabe 2009, the regular case applied
+    in normal coordinates). Raises ValueError for k ≤ 4 (the 4-gons have b* = 0, a kink of
+    the integrand at μ = 0: L is not C² there) and RuntimeError if the null space is not
+    the expected one (then λ is not rank/2).
+    """
+    if k <= 4:
+        raise ValueError(f"the {k}-gon is not a smooth critical point (b* = 0 puts a kink at μ = 0); "
+                         "λ is not rank/2 there — use k ≥ 5.")
+    eig = kgon_hessian_eigenvalues(k, c, positive_biases)
+    scale = float(eig.abs().max())
+    rank = int((eig > rel_tol * scale).sum())
+    negative = int((eig < -rel_tol * scale).sum())
+    flat = 1 + 3 * (c - k - positive_biases)
+    if negative or eig.numel() - rank != flat:
+        raise RuntimeError(f"{kgon_label(k, positive_biases)}-gon at c={c}: {negative} negative eigenvalues and "
+                           f"nullity {eig.numel() - rank}, expected 0 and {flat}; not a Morse–Bott minimum.")
+    return rank / 2
 
 
 def classify_kgon(W: Tensor, b: Tensor, *, live_threshold: float = 0.5, angle_tol: float = 0.35,

@@ -2,6 +2,7 @@
 
 import torch
 
+from slt_course_utils import tms
 from slt_course_utils.checks import ch07
 
 from .check_suite import check_suite
@@ -18,6 +19,20 @@ def _kgon_no_positive(k, c, length, bias, positive_biases=0):
 
 def _loss_mean_over_outputs(W, b):
     return SOL["high_sparsity_loss"](W, b) / W.shape[1]
+
+
+def _hessian_rank_over_W_only(W, b, rel_tol=1e-9):
+    hess = torch.autograd.functional.hessian(lambda w: tms.population_loss(w, b), W.double())
+    eig = torch.linalg.eigvalsh(hess.reshape(W.numel(), W.numel()))
+    return int((eig > rel_tol * eig.abs().max()).sum()) / 2
+
+
+def _hessian_rank_absolute_tolerance(W, b, rel_tol=1e-9):
+    c = W.shape[1]
+    v = torch.cat([W.flatten(), b]).double()
+    eig = torch.linalg.eigvalsh(torch.autograd.functional.hessian(
+        lambda v: tms.population_loss(v[: 2 * c].reshape(2, c), v[2 * c :]), v))
+    return int((eig > 1e-2).sum()) / 2
 
 
 CASES = {
@@ -52,6 +67,15 @@ CASES = {
         {
             "log ignored: n = Δλ/ΔL": lambda la, ka, lb, kb: (kb - ka) / (la - lb),
             "BIC-style d/2 instead of λ": lambda la, ka, lb, kb: SOL["critical_sample_size"](la, 9.0, lb, 9.0 + 2 * (kb - ka)),
+        },
+    ),
+    "check_llc_from_hessian": (
+        SOL["llc_from_hessian"],
+        {
+            "d/2, as for a regular model": lambda W, b, rel_tol=1e-9: 3 * W.shape[1] / 2,
+            "Hessian in W only (biases forgotten)": _hessian_rank_over_W_only,
+            "absolute tolerance 1e-2": _hessian_rank_absolute_tolerance,
+            "rank + 1 (flat rotation counted)": lambda W, b, rel_tol=1e-9: SOL["llc_from_hessian"](W, b) + 0.5,
         },
     ),
 }

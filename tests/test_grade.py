@@ -289,6 +289,9 @@ def test_total_timeout_and_chapter_override(tmp_path):
     assert [r.exercise for r in res.rows] == EXERCISE_IDS
     assert all(not r.passed and "total time limit of 10 s" in r.message for r in res.rows)
     assert any("timed out" in i or "total time limit" in i for i in res.issues)
+    # the sleeping cell hit the total limit: there was no time to restart, and the report says so
+    assert not any("the kernel was restarted" in i for i in res.issues), res.issues
+    assert any("no time was left to restart the kernel" in i for i in res.issues), res.issues
 
 
 def test_a_new_chapter_is_discovered_and_hidden_tests_count(tmp_path):

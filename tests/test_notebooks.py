@@ -62,6 +62,9 @@ def test_executed_notebooks_are_clean(path):
             assert out.output_type != "error", f"{path.name} cell {index} stores an error: {out.get('ename')}"
             if out.output_type == "stream":
                 assert out.name != "stderr" or "Warning" not in out.text, f"{path.name} cell {index}: stored warning"
+            text = json.dumps(out.get("data", {})) + out.get("text", "")
+            assert "it/s]" not in text and "s/it]" not in text, (
+                f"{path.name} cell {index}: a stored progress bar (a call ignores $SLT_PROGRESS; re-run make execute)")
     assert counts == list(range(1, len(counts) + 1)), f"{path.name}: execution counts {counts} (re-run make execute)"
 
 

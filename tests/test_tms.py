@@ -2,7 +2,8 @@
 batched training and the LLC of k-gons against Chen et al. (arXiv 2310.06301).
 
 The paper's numbers (``PAPER_*``) come from a public transcription of its LaTeX source (see
-the module docstring of ``slt_course_utils.tms``); the losses and (l*, b*) are re-derived here.
+the module docstring of ``slt_course_utils.tms``); the losses, (l*, b*) and the learning
+coefficients (Hessian rank, Morse–Bott) are re-derived here.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from slt_course_utils.tms import (
     ToyModelOfSuperposition,
     classify_kgon,
     free_energy_asymptotic,
+    kgon_hessian_eigenvalues,
+    kgon_llc_from_hessian,
     kgon_optimal_shape,
     kgon_parameters,
     population_loss,
@@ -191,6 +194,32 @@ def test_llc_of_kgons_orders_and_matches_paper():
     assert six.mean > five.mean
     again = _llc(5, 0)
     assert again.mean == five.mean  # reproducible with a fixed seed
+
+
+@pytest.mark.parametrize("key", sorted(PAPER_LLC))
+def test_paper_llc_is_half_the_hessian_rank(key):
+    """Every published λ equals rank(∇²L)/2 of our exact loss, with the null space exactly the
+    known flat directions (checked inside ``kgon_llc_from_hessian``): an independent derivation."""
+    assert kgon_llc_from_hessian(*key) == PAPER_LLC[key]
+
+
+def test_hessian_has_a_clear_spectral_gap():
+    """The rank is not a threshold artefact: zero eigenvalues are round-off (< 1e-14), the
+    smallest non-zero one is > 1e-3 (the 8-gon's is the smallest, 2.7e-3)."""
+    for key in PAPER_LLC:
+        eig = kgon_hessian_eigenvalues(*key).abs()
+        flat = 1 + 3 * (key[1] - key[0] - key[2])
+        assert float(eig[:flat].max()) < 1e-14, key
+        assert float(eig[flat:].min()) > 1e-3, key
+
+
+def test_hessian_llc_refuses_non_smooth_and_non_morse_bott_points():
+    with pytest.raises(ValueError, match="not a smooth critical point"):
+        kgon_llc_from_hessian(4, 6, 1)
+    # a tolerance so coarse that curved directions look flat: the nullity no longer equals the
+    # known flat directions, and it raises instead of returning a wrong λ
+    with pytest.raises(RuntimeError, match="nullity"):
+        kgon_llc_from_hessian(6, 6, 0, rel_tol=0.05)
 
 
 def test_free_energy_critical_n():

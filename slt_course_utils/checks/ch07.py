@@ -117,3 +117,19 @@ def check_critical_sample_size(critical_sample_size_fn) -> str:
                      hint="solve n(L_a − L_b) = (λ_b − λ_a) log n; g(n) = nΔL − Δλ log n is smallest at n = Δλ/ΔL, "
                           "and the crossing you want is the larger root, beyond that point (bisection works).")
     return "critical sample sizes match for 3 pairs of phases"
+
+
+@exercise_check
+def check_llc_from_hessian(llc_from_hessian) -> str:
+    """λ = rank(∇²L)/2 at smooth k-gon critical points (Morse–Bott), for 3c parameters (W and b)."""
+    cases = [(5, 6, 0), (5, 6, 1), (6, 6, 0), (6, 7, 1), (8, 8, 0), (5, 7, 2)]
+    for k, c, sigma in cases:
+        W, b = tms.kgon_parameters(k, c, sigma, rotation=0.7)
+        got = call_student(llc_from_hessian, W.clone(), b.clone())
+        expected = tms.kgon_llc_from_hessian(k, c, sigma)
+        assert_close(got, expected, what=f"λ of the {tms.kgon_label(k, sigma)}-gon at c = {c} (d = {3 * c})",
+                     rtol=0, atol=1e-9,
+                     hint="differentiate twice with respect to ALL 3c parameters (the 2c entries of W and the c "
+                          "biases) in float64, count the eigenvalues above a RELATIVE tolerance (e.g. 1e-9 × the "
+                          "largest: the 8-gon's smallest curved direction is only 2.7e-3), and return rank/2.")
+    return "λ = rank/2 matches at 6 k-gons, c = 6, 7, 8"
