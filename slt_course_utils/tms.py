@@ -62,6 +62,7 @@ __all__ = [
     "kgon_llc_from_hessian",
     "kgon_optimal_shape",
     "kgon_parameters",
+    "longest_plateau",
     "plot_polygons",
     "population_loss",
     "population_loss_quadrature",
@@ -477,6 +478,32 @@ def train_tms(num_seeds: int = 8, c: int = 6, m: int = 2, *, n: int = 1000, step
 # --------------------------------------------------------------------------------------
 # Free energy of a phase, and pictures
 # --------------------------------------------------------------------------------------
+
+
+def longest_plateau(steps: np.ndarray, loss: np.ndarray, target: float, rel_tol: float = 0.025) -> tuple[int, int] | None:
+    """The longest stay of a loss curve near ``target``: (first, last) logged step of the run of
+    consecutive logged steps with |loss/target − 1| < rel_tol that has the largest last/first
+    ratio (its length on a log-step axis; step 0 counts as 1). None when the curve never gets close.
+    """
+    steps, loss = np.asarray(steps), np.asarray(loss)
+    if steps.shape != loss.shape or steps.ndim != 1:
+        raise ValueError(f"steps and loss must be 1-d of the same length, got {steps.shape} and {loss.shape}.")
+    if target <= 0:
+        raise ValueError(f"target must be a positive loss, got {target}.")
+    near = np.abs(loss / target - 1) < rel_tol
+    best, best_ratio, i = None, 0.0, 0
+    while i < len(near):
+        if not near[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(near) and near[j + 1]:
+            j += 1
+        ratio = max(steps[j], 1) / max(steps[i], 1)
+        if ratio > best_ratio:
+            best, best_ratio = (int(steps[i]), int(steps[j])), ratio
+        i = j + 1
+    return best
 
 
 def free_energy_asymptotic(n: np.ndarray | float, loss: float, llc: float, constant: float = 0.0) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -27,6 +28,7 @@ from slt_course_utils.tms import (
     kgon_llc_from_hessian,
     kgon_optimal_shape,
     kgon_parameters,
+    longest_plateau,
     population_loss,
     population_loss_quadrature,
     sample_high_sparsity,
@@ -235,3 +237,15 @@ def test_free_energy_critical_n():
     f5s = free_energy_asymptotic(200, L5, PAPER_LLC[(5, 6, 0)])
     f6s = free_energy_asymptotic(200, L6, PAPER_LLC[(6, 6, 0)])
     assert f5s < f6s  # at small n the 5-gon phase wins
+
+
+def test_longest_plateau_measures_length_on_a_log_axis():
+    steps = np.array([0, 10, 20, 40, 100, 200, 400, 800, 1600])
+    #               near  near  far  near near  near  far   near  near
+    loss = np.array([1.0, 1.01, 2.0, 1.0, 0.99, 1.02, 3.0, 1.0, 1.0])
+    # runs: 0–10 (ratio 10), 40–200 (5), 800–1600 (2): the first is longest on a log axis
+    assert longest_plateau(steps, loss, 1.0) == (0, 10)
+    assert longest_plateau(steps[2:], loss[2:], 1.0) == (40, 200)
+    assert longest_plateau(steps, loss, 5.0) is None
+    with pytest.raises(ValueError, match="same length"):
+        longest_plateau(steps, loss[:-1], 1.0)
