@@ -6,7 +6,9 @@ Runs the reading notebooks of chapters 07 and 08 as plain scripts (their code ce
 in one namespace; IPython magics and the widget cells skipped; every figure saved as
 ``DIR/<notebook>_cell<i>_<n>.png``) so that no Jupyter is needed on the GPU machine, and times
 each cell. ``sweep`` re-estimates the largest deep linear network of chapter 08 at three
-step sizes around the chapter's rule ε = 1e-4 (75/d)^{1/4}. The devinterp comparison is
+step sizes around the chapter's rule ε = 1e-4 (75/d)^{1/4}; ``long`` runs the three largest with
+ε ∝ d^{-1/2} (the decay of Furman & Lau's step sizes) and 16 000 draws, printing λ̂ over
+successive windows of draws to show whether the traces level off. The devinterp comparison is
 ``benchmarks/llc_vs_devinterp.py --device cuda`` (run it separately; it needs devinterp).
 ``--force-device cpu`` is a smoke test of this script on a machine without a GPU.
 """
@@ -52,7 +54,7 @@ def run_notebook(path: Path, out: Path) -> float:
         seconds = time.perf_counter() - start
         total += seconds
         for num in plt.get_fignums():
-            plt.figure(num).savefig(out / f"{path.stem[:2]}_cell{i}_{num}.png", dpi=80)
+            plt.figure(num).savefig(out / f"{path.stem[:2]}_cell{i}_{num}.png", dpi=80, bbox_inches="tight")
         plt.close("all")
         print(f"[{path.stem} cell {i}] {seconds:.1f} s", flush=True)
     print(f"[{path.stem}] total {total:.1f} s\n", flush=True)
@@ -84,10 +86,38 @@ def step_size_sweep(device: str) -> None:
               flush=True)
 
 
+def long_runs(device: str) -> None:
+    """The largest DLNs with ε = 1e-4 (75/d)^{1/2}, 32 chains and long runs: λ̂ per window of draws."""
+    from slt_course_utils import dln
+    from slt_course_utils.llc import estimate_llc
+
+    on_gpu = device == "cuda"
+    sizes = [([100] * 5, 20), ([250] * 5, 50), ([500] * 5, 100)] if on_gpu else [([20] * 4, 5)]
+    draws = 16_000 if on_gpu else 800
+    windows = [(0, draws // 8), (draws // 8, draws // 4), (draws // 4, draws // 2), (draws // 2, draws)]
+    for widths, r in sizes:
+        d = dln.num_parameters(widths)
+        g = torch.Generator().manual_seed(0)
+        teacher = dln.random_true_network(widths, r, generator=g)
+        x, y = dln.sample_dln_data(teacher, 10_000, generator=g)
+        lam = float(dln.exact_llc(widths, r))
+        lr = 1e-4 * (75 / d) ** 0.5
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = estimate_llc(teacher, (x, y), dln.dln_loss, num_chains=32, num_draws=draws, lr=lr, localization=1.0,
+                               batch_size=200, seed=0, device=device, check_localization=False, progress=False)
+        nbeta, trace = res.hyperparameters["nbeta"], res.loss_trace.double()
+        parts = [nbeta * (float(trace[:, a:b].mean()) - res.loss_star) for a, b in windows]
+        shown = ", ".join(f"draws {a}-{b}: {(v - lam) / lam:+.1%}" for (a, b), v in zip(windows, parts))
+        print(f"d = {d}, λ = {lam:g}, ε = {lr:.2e}, 32 chains × {draws} draws: λ̂ = {res.mean:.1f} ± {res.stderr:.1f} "
+              f"({(res.mean - lam) / lam:+.1%}), MALA {res.diagnostics['mala_acceptance']:.2f}, "
+              f"{res.diagnostics['wall_time_s']:.1f} s\n    by window: {shown}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--parts", nargs="+", default=["ch07", "ch08", "sweep"], choices=["ch07", "ch08", "sweep"])
+    parser.add_argument("--parts", nargs="+", default=["ch07", "ch08", "sweep"], choices=["ch07", "ch08", "sweep", "long"])
     parser.add_argument("--force-device", default=None, help="set SLT_DEVICE (e.g. cpu for a smoke test)")
     args = parser.parse_args()
     if args.force_device:
@@ -100,6 +130,8 @@ def main() -> None:
         start = time.perf_counter()
         if part == "sweep":
             step_size_sweep(device)
+        elif part == "long":
+            long_runs(device)
         else:
             run_notebook(ROOT / NOTEBOOKS[part], args.out)
         print(f"== {part}: {time.perf_counter() - start:.1f} s wall ==\n", flush=True)
