@@ -61,17 +61,23 @@ def run_notebook(path: Path, out: Path) -> float:
     return total
 
 
+def _dln_task(widths: list[int], r: int):
+    """Chapter 08's task: a random true DLN of rank r, 10⁴ noiseless samples; (teacher, x, y, d, λ)."""
+    from slt_course_utils import dln
+
+    g = torch.Generator().manual_seed(0)
+    teacher = dln.random_true_network(widths, r, generator=g)
+    x, y = dln.sample_dln_data(teacher, 10_000, generator=g)
+    return teacher, x, y, dln.num_parameters(widths), float(dln.exact_llc(widths, r))
+
+
 def step_size_sweep(device: str) -> None:
     """λ̂ of the largest DLN of chapter 08 at ε × {0.5, 1, 2} of the chapter's rule."""
     from slt_course_utils import dln
     from slt_course_utils.llc import estimate_llc
 
     widths, r = ([500] * 5, 100) if device == "cuda" else ([20] * 4, 5)
-    d = dln.num_parameters(widths)
-    g = torch.Generator().manual_seed(0)
-    teacher = dln.random_true_network(widths, r, generator=g)
-    x, y = dln.sample_dln_data(teacher, 10_000, generator=g)
-    lam = float(dln.exact_llc(widths, r))
+    teacher, x, y, d, lam = _dln_task(widths, r)
     rule = 1e-4 * (75 / d) ** 0.25
     print(f"step-size sweep: widths {widths}, rank {r}, d = {d}, λ = {lam:g}, rule ε = {rule:.2e}")
     for factor in (0.5, 1.0, 2.0):
@@ -96,11 +102,7 @@ def long_runs(device: str) -> None:
     draws = 16_000 if on_gpu else 800
     windows = [(0, draws // 8), (draws // 8, draws // 4), (draws // 4, draws // 2), (draws // 2, draws)]
     for widths, r in sizes:
-        d = dln.num_parameters(widths)
-        g = torch.Generator().manual_seed(0)
-        teacher = dln.random_true_network(widths, r, generator=g)
-        x, y = dln.sample_dln_data(teacher, 10_000, generator=g)
-        lam = float(dln.exact_llc(widths, r))
+        teacher, x, y, d, lam = _dln_task(widths, r)
         lr = 1e-4 * (75 / d) ** 0.5
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
