@@ -318,8 +318,10 @@ def kgon_parameters(k: int, c: int = 6, positive_biases: int = 0, *, rotation: f
 def kgon_hessian_eigenvalues(k: int, c: int = 6, positive_biases: int = 0) -> Tensor:
     """Eigenvalues (ascending, float64) of the exact Hessian ∇²L at the ideal k^{σ+}-gon, d = 3c.
 
-    Autograd through :func:`population_loss` (piecewise-analytic; for k ≥ 5 no kink sits on
-    a boundary at the k-gon, so L is C^∞ there and this is the true Hessian).
+    Autograd through :func:`population_loss`, which is piecewise analytic. For 5 ≤ k ≤ 8 no kink
+    of the integrand sits at μ = 0 or 1 and the inactive pairs stay inactive nearby, so L is
+    C^∞ at the k-gon and this is the true Hessian (tests/test_tms.py checks the gap and the
+    null space for every published k-gon).
     """
     W, b = kgon_parameters(k, c, positive_biases, rotation=0.3)
     v = torch.cat([W.flatten(), b])
