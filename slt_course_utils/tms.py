@@ -57,6 +57,8 @@ __all__ = [
     "TrainResult",
     "classify_kgon",
     "free_energy_asymptotic",
+    "hessian_eigenvalues",
+    "kgon_flat_dimension",
     "kgon_hessian_eigenvalues",
     "kgon_label",
     "kgon_llc_from_hessian",
@@ -315,6 +317,23 @@ def kgon_parameters(k: int, c: int = 6, positive_biases: int = 0, *, rotation: f
     return W, b
 
 
+def hessian_eigenvalues(W: Tensor, b: Tensor) -> Tensor:
+    """Eigenvalues (ascending, float64) of the 3c × 3c Hessian of :func:`population_loss` in (W, b)."""
+    c = W.shape[-1]
+    v = torch.cat([torch.as_tensor(W).flatten(), torch.as_tensor(b, dtype=W.dtype)]).double()
+
+    def f(v: Tensor) -> Tensor:
+        return population_loss(v[: 2 * c].reshape(2, c), v[2 * c :])
+
+    return torch.linalg.eigvalsh(torch.autograd.functional.hessian(f, v))
+
+
+def kgon_flat_dimension(k: int, c: int = 6, positive_biases: int = 0) -> int:
+    """Directions in which L is exactly flat near the k^{σ+}-gon: 1 (rotating the hidden plane)
+    + 3 per dead feature with negative bias (its column and bias), 1 + 3(c − k − σ)."""
+    return 1 + 3 * (c - k - positive_biases)
+
+
 def kgon_hessian_eigenvalues(k: int, c: int = 6, positive_biases: int = 0) -> Tensor:
     """Eigenvalues (ascending, float64) of the exact Hessian ∇²L at the ideal k^{σ+}-gon, d = 3c.
 
@@ -323,13 +342,7 @@ def kgon_hessian_eigenvalues(k: int, c: int = 6, positive_biases: int = 0) -> Te
     C^∞ at the k-gon and this is the true Hessian (tests/test_tms.py checks the gap and the
     null space for every published k-gon).
     """
-    W, b = kgon_parameters(k, c, positive_biases, rotation=0.3)
-    v = torch.cat([W.flatten(), b])
-
-    def f(v: Tensor) -> Tensor:
-        return population_loss(v[: 2 * c].reshape(2, c), v[2 * c :])
-
-    return torch.linalg.eigvalsh(torch.autograd.functional.hessian(f, v))
+    return hessian_eigenvalues(*kgon_parameters(k, c, positive_biases, rotation=0.3))
 
 
 def kgon_llc_from_hessian(k: int, c: int = 6, positive_biases: int = 0, *, rel_tol: float = 1e-9) -> float:
@@ -351,7 +364,7 @@ def kgon_llc_from_hessian(k: int, c: int = 6, positive_biases: int = 0, *, rel_t
     scale = float(eig.abs().max())
     rank = int((eig > rel_tol * scale).sum())
     negative = int((eig < -rel_tol * scale).sum())
-    flat = 1 + 3 * (c - k - positive_biases)
+    flat = kgon_flat_dimension(k, c, positive_biases)
     if negative or eig.numel() - rank != flat:
         raise RuntimeError(f"{kgon_label(k, positive_biases)}-gon at c={c}: {negative} negative eigenvalues and "
                            f"nullity {eig.numel() - rank}, expected 0 and {flat}; not a Morse–Bott minimum.")
