@@ -5,7 +5,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# The install stamp is named after the content of pyproject.toml (not its mtime: a fresh `git clone`
+# gives files arbitrary times), so the venv is re-installed exactly when the pins change.
+PINS_HASH := $(shell { sha256sum pyproject.toml 2>/dev/null || shasum -a 256 pyproject.toml; } | cut -c1-16)
+STAMP  := $(VENV)/.installed-$(PINS_HASH)
 FIRST_PAGE := chapters/00_bayesian_learning.ipynb
 # Tests run on both cores; set PYTEST_WORKERS=0 to run in one process.
 PYTEST_WORKERS ?= 2
@@ -21,11 +24,12 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (SLT Course)" >/dev/null
+	rm -f $(VENV)/.installed*
 	touch $(STAMP)
 
 course: $(STAMP)

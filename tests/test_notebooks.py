@@ -68,6 +68,54 @@ def test_executed_notebooks_are_clean(path):
     assert counts == list(range(1, len(counts) + 1)), f"{path.name}: execution counts {counts} (re-run make execute)"
 
 
+# What an nbval-check-output cell may print: a claim at the precision it needs, the same on any machine.
+# Numbers at the level of float64 rounding (a gradient of 1e-16), signed zeros from rounding ("-0.000")
+# and more significant digits than a sum in float64 keeps across summation orders depend on the CPU's
+# instruction set, the BLAS path and the thread count: they matched the author's machine and no other.
+TINY_SCIENTIFIC = re.compile(r"(?<![\w.])[-+]?(\d)(?:\.(\d+))?e-(\d+)", re.IGNORECASE)
+SIGNED_ZERO = re.compile(r"(?<![\w.])-0(?:\.0*)?(?![\d.])")
+STATED_BOUND = re.compile(r"(<|≤|>|\bto|\bwithin|\bbelow|\babove|\btol\w*\s*=?)\s*$")  # "(to 1e-12)" is a claim
+LONG_NUMBER = re.compile(r"\d[\d.]*")
+MAX_SIGNIFICANT_DIGITS = 10
+
+
+def fragile_numbers(text: str) -> list[str]:
+    """The numbers in ``text`` that a checked output must not print (see above)."""
+    found = []
+    for m in TINY_SCIENTIFIC.finditer(text):
+        mantissa_nonzero = m.group(1) != "0" or any(ch != "0" for ch in (m.group(2) or ""))
+        if mantissa_nonzero and int(m.group(3)) >= 10 and not STATED_BOUND.search(text[: m.start()]):
+            found.append(m.group(0))
+    found += [m.group(0) for m in SIGNED_ZERO.finditer(text)]
+    for m in LONG_NUMBER.finditer(text):
+        digits = m.group(0).replace(".", "").lstrip("0")
+        if m.group(0).count(".") <= 1 and len(digits) > MAX_SIGNIFICANT_DIGITS:
+            found.append(m.group(0))
+    return found
+
+
+def test_fragile_number_detector():
+    assert fragile_numbers("|∇L| 9e-17 and 1.2e-11, |g| = 3e-16") == ["9e-17", "1.2e-11", "3e-16"]
+    assert fragile_numbers("mean -0.000 and -0. and -0") == ["-0.000", "-0.", "-0"]
+    assert fragile_numbers("F_n = 142332.904748") == ["142332.904748"]
+    assert fragile_numbers("eigenvalues 0.00e+00, 2.02e-08, 0e-20, λ = -0.25, 1415.557167, n = 100000") == []
+    assert fragile_numbers("L_n constant (to 1e-12): True; |∇L| < 1e-12; tol=1e-14") == []
+
+
+@pytest.mark.parametrize("path", EXECUTED, ids=ids)
+def test_checked_outputs_hold_on_any_machine(path):
+    nb = nbformat.read(path, as_version=4)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or "nbval-check-output" not in cell.metadata.get("tags", []):
+            continue
+        for out in cell.outputs:
+            text = out.get("text", "") + out.get("data", {}).get("text/plain", "")
+            bad = fragile_numbers(text)
+            assert not bad, (
+                f"{path.name} cell {index} (nbval-check-output) prints {bad}: rounding noise that differs between "
+                "machines. Print the claim at the precision it needs (e.g. `|∇L| < 1e-12`), then re-run make execute.")
+
+
 @pytest.mark.parametrize("path", notebooks(EXERCISES), ids=ids)
 def test_exercises_are_unexecuted_and_hold_no_solutions(path):
     nb = nbformat.read(path, as_version=4)
