@@ -53,10 +53,10 @@ def _as_trace(x, *, min_chains: int = 1, what: str = "the trace") -> np.ndarray:
                 " For samples of several parameters, pass one parameter at a time, x[:, :, j].")
         raise ValueError(f"{what} must have shape (chains, draws), got shape {a.shape}.{hint}")
     chains, draws = a.shape
-    if chains < min_chains:
+    if 1 <= chains < min_chains:
         raise ValueError(f"R̂ compares chains, so it needs at least {min_chains} chains; got {chains}. "
                          "Run several chains (4 or more) from different starting points.")
-    if chains < 1 or draws < 4:
+    if chains == 0 or draws < 4:
         raise ValueError(f"need at least 4 draws in each chain, got shape {a.shape} "
                          "(chains, draws); run the sampler for longer.")
     bad = ~np.isfinite(a)
@@ -223,7 +223,7 @@ class Drift:
     first_half: float  # mean over all chains of the first half of the draws
     second_half: float  # ... and of the second half
     change: float  # fitted linear change from the first to the last draw (slope × (draws − 1))
-    relative_change: float  # change / |mean of all draws|
+    relative_change: float  # change / |mean of all draws| (±inf if the mean is 0)
     z: float  # change / its Monte-Carlo standard error
     drifting: bool
     message: str
@@ -252,7 +252,8 @@ def drift(x, *, rel_tol: float = 0.02) -> Drift:
     and δ/(11.3 r) from the difference of the last two quarters' means. So a +10% drift is
     flagged once r ≲ 1% (about 3× less precision than the quarter test needs, which, with a
     5% threshold on the quarter difference of δ/4, missed +10–15% drifts). A drift far below the
-    run's own noise (δ ≪ 3.5 r) is undetectable by any test on the trace; run longer.
+    run's own noise (δ ≪ 3.5 r) is undetectable by any test on the trace; run longer. For a
+    trace centred near 0 the relative change is large and the z condition decides alone.
     """
     if not (isinstance(rel_tol, (int, float)) and not isinstance(rel_tol, bool)
             and math.isfinite(rel_tol) and rel_tol >= 0):
@@ -272,12 +273,13 @@ def drift(x, *, rel_tol: float = 0.02) -> Drift:
     drifting = abs(z) > 3 and abs(rel) > rel_tol
     if drifting:
         direction = "rose" if change > 0 else "fell"
-        message = (f"the trace is still moving: over the run it {direction} by {abs(rel):.1%} of its "
-                   f"mean ({abs(z):.1f} standard errors), so it has not settled to equilibrium and "
-                   "its mean is biased — run a longer burn-in or more draws.")
+        message = (f"the trace is still moving: over the run it {direction} by {abs(change):.3g} "
+                   f"({abs(rel):.1%} of its mean, {abs(z):.1f} standard errors), so it has not "
+                   "settled to equilibrium and its mean is biased — run a longer burn-in or more draws.")
     else:
-        message = (f"no drift detected: the fitted trend over the run is {rel:+.1%} of the mean "
-                   f"({z:+.1f} standard errors; flagged only beyond ±3 and ±{rel_tol:.0%}).")
+        message = (f"no drift detected: the fitted trend over the run is {change:+.3g} "
+                   f"({z:+.1f} standard errors; flagged beyond 3 standard errors and "
+                   f"{100 * rel_tol:g}% of the mean).")
     return Drift(first, second, change, rel, z, drifting, message)
 
 

@@ -207,6 +207,17 @@ def test_drift_ignores_a_tiny_change_at_huge_ess():
     assert D.drift(x, rel_tol=0.0005).drifting
 
 
+def test_drift_flags_an_unfinished_burn_in():
+    # relaxation λ(1 − 0.2 e^{−t/T}), T = N/5: the last two quarters differ by 0.7% (under the old
+    # 5% quarter rule), but the run's mean is 3.8% below the final level; the line catches it
+    n = 4000
+    relax = 2.5 * (1 - 0.2 * np.exp(-np.arange(n) / (n / 5)))
+    x = relax + 0.25 * math.sqrt(1 - 0.81) * ar1(0.9, 4, n, seed=43)
+    assert abs(x[:, 3 * n // 4 :].mean() / x[:, n // 2 : 3 * n // 4].mean() - 1) < 0.01
+    d = D.drift(x)
+    assert d.drifting and d.change > 0
+
+
 def test_drift_misses_what_the_run_cannot_resolve():
     # same +10% drift, noise 10× larger: r ≈ 5%, z ≈ 0.6 — the rule must not pretend to see it
     noise = 2.5 * ar1(0.9, 4, 2000, seed=42) * math.sqrt(1 - 0.81)
