@@ -87,7 +87,7 @@ def _split_chains(a: np.ndarray) -> np.ndarray:
 def _rank_average(a: np.ndarray) -> np.ndarray:
     """Ranks 1..N of all entries together, ties get their average rank (scipy's rankdata 'average')."""
     flat = a.ravel()
-    order = np.argsort(flat, kind="mergesort")
+    order = np.argsort(flat)  # ties are averaged below, so the sort need not be stable
     s = flat[order]
     first = np.r_[True, s[1:] != s[:-1]]
     starts = np.r_[np.flatnonzero(first), flat.size]
@@ -116,8 +116,10 @@ def _geyer_ess(a: np.ndarray) -> float:
     """ESS = MN/τ̂, τ̂ = −1 + 2Σ ρ̂_t with Geyer's initial monotone sequence (Vehtari et al. 2021, §3.2).
 
     ``a`` has shape (M chains, N draws). ρ̂_t = 1 − (W − mean_m γ_{m,t})/var⁺ combines chains;
-    pairs ρ̂_{2k} + ρ̂_{2k+1} are summed while positive and made non-increasing; τ̂ ≥ 1/log₁₀(MN).
-    Same steps, in the same order, as ArviZ's ``_ess`` (so results agree to round-off).
+    the pair sums P_k = ρ̂_{2k} + ρ̂_{2k+1} are summed up to the first P_K ≤ 0 (initial positive
+    sequence), made non-increasing by a running minimum (initial monotone sequence), and
+    ρ̂_{2K} is added when positive; τ̂ ≥ 1/log₁₀(MN). The steps of ArviZ's ``_ess`` (a loop
+    there, vectorised here), so results agree to round-off.
     """
     m_chains, n = a.shape
     if np.ptp(a) < np.finfo(float).resolution:  # constant indicators: ArviZ's convention
@@ -127,26 +129,17 @@ def _geyer_ess(a: np.ndarray) -> float:
     var_plus = mean_var * (n - 1.0) / n
     if m_chains > 1:
         var_plus += np.var(a.mean(axis=1), ddof=1)
-    mean_acov = acov.mean(axis=0)
-    rho = np.zeros(n)
-    even, odd = 1.0, 1.0 - (mean_var - mean_acov[1]) / var_plus
-    rho[0], rho[1] = even, odd
-    t = 1
-    while t < n - 3 and even + odd > 0.0:  # Geyer's initial positive sequence
-        even = 1.0 - (mean_var - mean_acov[t + 1]) / var_plus
-        odd = 1.0 - (mean_var - mean_acov[t + 2]) / var_plus
-        if even + odd >= 0:
-            rho[t + 1], rho[t + 2] = even, odd
-        t += 2
-    max_t = t - 2
-    if even > 0:
-        rho[max_t + 1] = even
-    t = 1
-    while t <= max_t - 2:  # Geyer's initial monotone sequence
-        if rho[t + 1] + rho[t + 2] > rho[t - 1] + rho[t]:
-            rho[t + 1] = rho[t + 2] = (rho[t - 1] + rho[t]) / 2.0
-        t += 2
-    tau = -1.0 + 2.0 * rho[: max_t + 1].sum() + rho[max_t + 1: max_t + 2].sum()
+    rho = 1.0 - (mean_var - acov.mean(axis=0)) / var_plus
+    rho[0] = 1.0
+    k_max = len(range(1, n - 3, 2))  # pairs (ρ̂_2k, ρ̂_2k+1) for k = 1..k_max are examined
+    even, odd = rho[0 : 2 * k_max + 1 : 2], rho[1 : 2 * k_max + 2 : 2]
+    pairs = even + odd
+    nonpos = np.flatnonzero(pairs <= 0.0)
+    k_last = int(nonpos[0]) if len(nonpos) else k_max  # the last pair examined
+    kept = np.minimum.accumulate(pairs[:k_last])
+    last_even = even[k_last]
+    tail = last_even if (last_even > 0 or pairs[k_last] >= 0) else 0.0
+    tau = -1.0 + 2.0 * kept.sum() + tail
     tau = max(tau, 1.0 / math.log10(a.size))
     return float(a.size / tau)
 
