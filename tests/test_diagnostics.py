@@ -161,15 +161,17 @@ def check_ess_ar1(ess_fn) -> None:
     """AR(1): τ = (1 + φ)/(1 − φ), so ESS = CN(1 − φ)/(1 + φ); and ≈ CN for iid draws.
 
     4 chains × 25 000 draws. The IAT estimate's relative sd is ≈ √(2(2M + 1)/N_total) with M
-    the summation window (Sokal 1997, eq. 3.19): M ≈ 100 at φ = 0.9 gives 4.5%, M ≈ 20 at
-    φ = 0.5 gives 2%. Tolerances are ≈ 3 sd (15%, 7%); iid: ±10%.
+    the summation window (Madras & Sokal 1988; Sokal 1997, §3): M ≈ 100 at φ = 0.9 gives 4.5%,
+    M ≈ 20 at φ = 0.5 gives 2%; measured over 30 seeds: sd 3.8% and 2.1%, mean within 1%.
+    Tolerances 15% and 7% are ≥ 3.3 measured sd. iid, 4 × 2000 draws: measured sd 3.1%, mean
+    −1% (bulk) and −3% (sum over chains), largest of 100 seeds 13%; tolerance ±15%.
     """
     n_total = 4 * 25_000
     for phi, rel, seed in ((0.9, 0.15, 21), (0.5, 0.07, 22)):
         exact = n_total * (1 - phi) / (1 + phi)
         assert ess_fn(ar1(phi, 4, 25_000, seed)) == pytest.approx(exact, rel=rel), phi
     iid = np.random.default_rng(23).standard_normal((4, 2000))
-    assert ess_fn(iid) == pytest.approx(8000, rel=0.10)
+    assert ess_fn(iid) == pytest.approx(8000, rel=0.15)
 
 
 def check_rhat(rhat_fn) -> None:
@@ -192,7 +194,7 @@ def test_ess_per_chain_matches_ar1_theory():
     check_ess_ar1(lambda x: D.ess_per_chain(x).sum())
     per = D.ess_per_chain(ar1(0.9, 3, 30_000, seed=24))
     assert per.shape == (3,)
-    np.testing.assert_allclose(per, 30_000 / 19, rtol=0.2)  # one chain: sd ≈ 8%
+    np.testing.assert_allclose(per, 30_000 / 19, rtol=0.25)  # one chain: sd 8.3% (60 chains measured)
 
 
 def test_ess_tail_is_an_ess():
