@@ -291,6 +291,7 @@ def summarize(x) -> dict:
     Warns when R̂ > 1.01, bulk ESS < 100 in total or < 10 in some chain, the trace drifts, or a
     chain never moved. (Vehtari et al. 2021 recommend R̂ < 1.01 and ESS ≥ 100 *per chain* for
     reliable quantiles; for the mean of an LLC trace the looser pooled rule is what matters.)
+    Non-finite values raise ``ValueError``: drop diverged chains first.
     """
     a = _as_trace(x)
     chains, draws = a.shape
@@ -313,8 +314,8 @@ def summarize(x) -> dict:
         worst = float(np.nanmin(per_chain, initial=math.inf))
         warnings.append(f"too few effective draws (bulk ESS = {bulk:.0f} in total, {worst:.0f} in "
                         f"the worst chain; want ≥ {MIN_ESS:.0f} and ≥ {MIN_ESS_PER_CHAIN:.0f}): "
-                        "the draws are strongly correlated, so the mean is uncertain — run longer "
-                        "or increase the step size.")
+                        "consecutive draws are too correlated or too few for a reliable mean — run "
+                        "more draws or more chains.")
     d = drift(a)
     if d.drifting:
         warnings.append(d.message)
