@@ -2,7 +2,7 @@
 
 The estimators follow Vehtari, Gelman, Simpson, Carpenter & Bürkner (2021), "Rank-normalization,
 folding, and localization: an improved R̂ for assessing convergence of MCMC", Bayesian Analysis
-16(2), 667–696 (arXiv:1903.08008), as implemented in ArviZ (``arviz-stats`` 0.6) and Stan:
+16(2), 667–696 (arXiv:1903.08008), as implemented in ArviZ (``arviz-stats`` 0.8) and Stan:
 
 - ``rhat``: max of the rank-normalised split-R̂ and the rank-normalised *folded* split-R̂ (§4.1–4.2).
 - ``ess_bulk``: ESS of the rank-normalised split chains; ``ess_tail``: the smaller ESS of the

@@ -363,7 +363,9 @@ def test_summarize_warnings_in_words():
 
 
 def test_sampling_effective_sample_size_delegates():
-    x = torch.tensor(ar1(0.7, 3, 500, seed=71).T.reshape(500, 3, 1).repeat(2, axis=2)).permute(1, 0, 2)
-    ess = effective_sample_size(x)
+    coords = [ar1(0.7, 3, 500, seed=71), ar1(0.2, 3, 500, seed=72)]
+    ess = effective_sample_size(torch.tensor(np.stack(coords, axis=2)))  # (chains, draws, d)
     assert ess.shape == (3, 2) and ess.dtype == torch.float64
-    np.testing.assert_allclose(ess[:, 0].numpy(), D.ess_per_chain(x[:, :, 0].numpy()), rtol=1e-12)
+    for j, c in enumerate(coords):
+        np.testing.assert_allclose(ess[:, j].numpy(), D.ess_per_chain(c), rtol=1e-12)
+    assert (ess[:, 0] < ess[:, 1]).all()  # φ = 0.7 mixes slower than φ = 0.2
