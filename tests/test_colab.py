@@ -192,18 +192,3 @@ def test_notebooks_with_a_colab_cell_use_the_current_one():
             "(after merging or when the repository address changes run `python -m slt_course_utils.colab --write` "
             "and `make exercises`)"
         )
-
-
-def _yaml_lines(path):
-    return [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
-
-
-def test_binder_environment_is_environment_yml_without_the_editable_install():
-    """Binder builds .binder/environment.yml before the repository is copied in; postBuild installs it."""
-    root = [line for line in _yaml_lines(REPO / "environment.yml") if line.strip() not in ("- pip:", "- -e .")]
-    assert _yaml_lines(REPO / ".binder" / "environment.yml") == root, (
-        ".binder/environment.yml must list exactly the pins of environment.yml (without `pip: -e .`)"
-    )
-    post_build = (REPO / ".binder" / "postBuild").read_text()
-    assert "pip install --no-deps -e ." in post_build
-    assert (REPO / ".binder" / "postBuild").stat().st_mode & 0o111, "postBuild must be executable"
