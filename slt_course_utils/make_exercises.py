@@ -10,11 +10,21 @@ Rules (nbgrader's markers, so instructors who use nbgrader can use the same note
 - In Markdown cells, the same region becomes ``YOUR ANSWER HERE``.
 - Lines from ``### BEGIN HIDDEN TESTS`` to ``### END HIDDEN TESTS`` are removed.
 - Cells tagged ``solution-only`` are dropped; all outputs and execution counts are cleared.
+- Check cells (nbgrader ``grade: true``) and every other code cell that *runs* a name a solution
+  cell defines (a demo that calls the learner's function) are tagged ``raises-exception``.
+
+Why the tag: a learner works through a problem set in any order and runs the whole notebook
+often; an unfinished exercise must not stop "Run All" before the exercises after it. Jupyter
+(JupyterLab, Notebook ≥ 5.1), nbclient and nbconvert continue past an error in a cell tagged
+``raises-exception``, and the check still fails loudly (a short "✗ ... not implemented yet"), so
+a grader (nbgrader autograde, ``slt_course_utils.grade``) still scores it 0. A check that merely
+printed "not implemented yet" without raising would instead be scored as passed by nbgrader.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import re
 import sys
@@ -27,6 +37,7 @@ END_SOLUTION = "### END SOLUTION"
 BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
 END_HIDDEN = "### END HIDDEN TESTS"
 SOLUTION_ONLY_TAG = "solution-only"
+RAISES_TAG = "raises-exception"
 STUB_MESSAGE = "Exercise not done yet: replace this line with your solution."
 NB_NAME = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
 
@@ -73,18 +84,72 @@ def strip_cell_source(source: str, cell_type: str, where: str = "cell") -> str:
     return "\n".join(lines)
 
 
+def _parse(source: str) -> ast.Module | None:
+    """The cell as Python (IPython ``%``/``!`` lines blanked), or None if it is not valid Python."""
+    lines = ["" if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n")]
+    try:
+        return ast.parse("\n".join(lines))
+    except SyntaxError:
+        return None
+
+
+def defined_names(source: str) -> set[str]:
+    """Top-level names a cell defines (functions, classes, assignments, imports)."""
+    tree = _parse(source)
+    names: set[str] = set()
+    for node in tree.body if tree else []:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names
+
+
+def runs_names(source: str, names: set[str]) -> bool:
+    """Whether running the cell evaluates one of ``names`` (bodies of functions it defines do not run)."""
+    tree = _parse(source)
+    if tree is None:
+        return any(re.search(rf"\b{re.escape(n)}\b", source) for n in names)
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            parts: list[ast.AST] = [*node.decorator_list, *node.args.defaults, *node.args.kw_defaults]
+        elif isinstance(node, ast.ClassDef):
+            parts = [*node.decorator_list, *node.bases]
+        else:
+            parts = [node]
+        for part in parts:
+            if part is not None and any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(part)):
+                return True
+    return False
+
+
+def _add_tag(cell: nbformat.NotebookNode, tag: str) -> None:
+    tags = cell.metadata.setdefault("tags", [])
+    if tag not in tags:
+        tags.append(tag)
+
+
 def make_exercise(solution: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
     """A new exercise notebook from a solution notebook (the input is not modified)."""
     nb = copy.deepcopy(solution)
     cells = []
+    learner: set[str] = set()  # names the learner's solution cells define (stubs in the exercise)
     for index, cell in enumerate(nb.cells):
         if SOLUTION_ONLY_TAG in cell.get("metadata", {}).get("tags", []):
             continue
         where = f"{name}, cell {index}"
+        is_solution = cell.cell_type == "code" and (
+            BEGIN_SOLUTION in cell.source or cell.metadata.get("nbgrader", {}).get("solution", False)
+        )
+        if is_solution:
+            learner |= defined_names(cell.source)
         cell.source = strip_cell_source(cell.source, cell.cell_type, where)
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
+            if cell.metadata.get("nbgrader", {}).get("grade", False) or runs_names(cell.source, learner):
+                _add_tag(cell, RAISES_TAG)
         cell.metadata.pop("execution", None)
         cells.append(cell)
     nb.cells = cells

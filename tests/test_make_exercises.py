@@ -95,3 +95,60 @@ def test_committed_exercises_are_up_to_date(solution):
         f"exercises/{solution.name} differs from what solutions/{solution.name} generates: run `make exercises` "
         "(never edit exercises/ by hand)."
     )
+
+
+def _exercise_block():
+    sol = new_code_cell(SOLUTION_CELL, metadata={"nbgrader": {"solution": True, "grade": False}})
+    check = new_code_cell("check(f)", metadata={"nbgrader": {"grade": True, "solution": False, "points": 1}})
+    return sol, check
+
+
+def test_checks_and_demos_that_run_the_learners_function_are_tagged_raises_exception():
+    sol, check = _exercise_block()
+    demo = new_code_cell("y = f(3)\nprint(y)")
+    later = new_code_cell("print(y + 1)")  # uses a name that only exists once the demo has run... not learner's
+    unrelated = new_code_cell("import math\ndef g(x=1):\n    return f(x)  # only in the body: defining g runs nothing")
+    nb = new_notebook(cells=[new_code_cell("import math"), sol, check, demo, later, unrelated])
+    out = mx.make_exercise(nb)
+    tags = [c.metadata.get("tags", []) for c in out.cells]
+    assert tags == [[], [], [mx.RAISES_TAG], [mx.RAISES_TAG], [], []]
+    assert "tags" not in nb.cells[2].metadata  # input untouched
+
+
+def test_defined_and_run_names_ignore_function_bodies_and_handle_magics():
+    assert mx.defined_names("%matplotlib inline\ndef f(x):\n    return x\nA, b = 1, 2") == {"f", "A", "b"}
+    assert mx.runs_names("def h(x=f(1)):\n    pass", {"f"})  # a default argument runs at definition
+    assert not mx.runs_names("def h(x):\n    return f(x)", {"f"})
+    assert mx.runs_names("this is not python f", {"f"})  # unparsable: fall back to the name's presence
+
+
+def test_run_all_on_an_exercise_goes_past_unfinished_exercises(tmp_path):
+    """Two unfinished exercises: like Jupyter's Run All, nbclient (allow_errors=False) stops at the first
+    error unless the cell is tagged; in the generated exercise every cell runs and each check says
+    'not implemented yet'."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    check_src = (
+        "from slt_course_utils.checks import call_student\n"
+        "def check(fn):\n"
+        "    call_student(fn, 1)\n"
+        "    print('passed')"
+    )
+    sol, check = _exercise_block()
+    sol2 = new_code_cell(SOLUTION_CELL.replace("def f", "def f2"), metadata=sol.metadata)
+    check2 = new_code_cell("check(f2)", metadata=check.metadata)
+    cells = [new_code_cell(check_src), sol, check, sol2, check2, new_code_cell("print('reached the end')")]
+    exercise = mx.make_exercise(new_notebook(cells=cells))
+    NotebookClient(exercise, timeout=120, kernel_name="python3", allow_errors=False,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    for index in (2, 4):
+        (error,) = [o for o in exercise.cells[index].outputs if o.output_type == "error"]
+        assert error.ename == "CheckFailure" and "not implemented yet" in error.evalue
+    assert "reached the end" in exercise.cells[5].outputs[0].text
+    untagged = mx.make_exercise(new_notebook(cells=cells))
+    for cell in untagged.cells:
+        cell.metadata.pop("tags", None)
+    with pytest.raises(CellExecutionError):
+        NotebookClient(untagged, timeout=120, kernel_name="python3", allow_errors=False,
+                       resources={"metadata": {"path": str(tmp_path)}}).execute()

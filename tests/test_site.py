@@ -22,6 +22,7 @@ import nbformat
 import pytest
 
 from slt_course_utils import colab
+from slt_course_utils.make_exercises import STUB_MESSAGE
 
 from .conftest import CHAPTERS, EXERCISES, REPO, SOLUTIONS, notebooks
 
@@ -38,11 +39,18 @@ def _load_build_module():
     return module
 
 
+# The site is built as if published from this (example) repository, so that launch links appear.
+EXAMPLE_REPO = "https://github.com/example-org/slt-course"
+
+
 @pytest.fixture(scope="session")
 def site(tmp_path_factory) -> Path:
-    """The built site (one build per test session)."""
+    """The built site (one build per test session), with launch links for EXAMPLE_REPO."""
     root = tmp_path_factory.mktemp("site")
-    index = _load_build_module().build(out=root / "html", stage_dir=root / "src")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(colab.REPO_ENV, EXAMPLE_REPO)
+        mp.delenv(colab.BRANCH_ENV, raising=False)
+        index = _load_build_module().build(out=root / "html", stage_dir=root / "src")
     assert index.is_file()
     return index.parent
 
@@ -128,14 +136,57 @@ def test_exercises_are_downloads(site):
 
 
 def test_notebook_pages_have_colab_and_binder_links(site):
-    for folder, kind in ((CHAPTERS, "chapters"), (SOLUTIONS, "solutions")):
+    for folder, kind in ((CHAPTERS, "chapters"), (SOLUTIONS, "solutions"), (EXERCISES, "problem-sets")):
         for path in notebooks(folder):
             html = (site / kind / f"{path.stem}.html").read_text(encoding="utf-8")
-            rel = f"{kind}/{path.name}"
-            assert colab.colab_link(rel) in html, f"{rel}: no Open in Colab link"
-            assert colab.binder_link(rel).replace("&", "&amp;") in html or colab.binder_link(rel) in html, (
-                f"{rel}: no Launch Binder link"
+            rel = f"{folder.name}/{path.name}"
+            assert colab.colab_link(rel, EXAMPLE_REPO) in html, f"{kind}/{path.name}: no Open in Colab link"
+            assert colab.binder_link(rel, EXAMPLE_REPO).replace("&", "&amp;") in html, (
+                f"{kind}/{path.name}: no Launch Binder link"
             )
+    assert "slt-course/slt-course" not in (site / "index.html").read_text(encoding="utf-8")
+
+
+def test_problem_set_pages_are_the_exercises(site):
+    """Stubs and checks on the problem-set pages; no solution code; no nbgrader markers anywhere."""
+    for path in notebooks(EXERCISES):
+        html = (site / "problem-sets" / f"{path.stem}.html").read_text(encoding="utf-8")
+        assert STUB_MESSAGE in html, f"problem-sets/{path.stem}: the exercise stubs are not shown"
+        assert "check_" in html, f"problem-sets/{path.stem}: the check cells are not shown"
+        assert f"../solutions/{path.stem}.html" in html, f"problem-sets/{path.stem}: no link to the solutions"
+    for page in list((site / "solutions").glob("*.html")) + list((site / "problem-sets").glob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text, f"{page.name}: nbgrader markers shown"
+    for path in notebooks(SOLUTIONS):
+        html = (site / "solutions" / f"{path.stem}.html").read_text(encoding="utf-8")
+        assert re.search(r"<h1>[^<]* — solutions", html), f"solutions/{path.stem}: the title does not say solutions"
+        assert "worked solutions" in html and f"../problem-sets/{path.stem}.html" in html, (
+            f"solutions/{path.stem}: not labelled as solutions with a link to the problem set"
+        )
+        assert STUB_MESSAGE not in html
+    for path in SEMINARS:
+        html = (site / "seminar" / f"{path.stem}.html").read_text(encoding="utf-8")
+        assert "For facilitators" in html, f"seminar/{path.stem}: not marked as a facilitators' guide"
+
+
+def test_without_a_public_repository_the_site_has_no_launch_links_and_says_why(tmp_path, monkeypatch, capsys):
+    """Staging only (no Sphinx run): no Colab/Binder address anywhere, and the build prints why."""
+    monkeypatch.setenv(colab.REPO_ENV, "")
+    build = _load_build_module()
+    repo = build.stage(tmp_path / "src")
+    assert repo.url is None
+    assert "no Colab/Binder launch links on the site" in capsys.readouterr().out
+    staged = [p for p in (tmp_path / "src").rglob("*") if p.suffix in (".md", ".ipynb") and "exercises" not in p.parts]
+    assert len(staged) > 20
+    for page in staged:
+        text = page.read_text(encoding="utf-8")
+        assert "colab.research.google.com" not in text and "mybinder.org" not in text, page.name
+    # the theme's own launch and repository buttons are off too
+    monkeypatch.setenv("SLT_COURSE_ROOT", str(REPO))
+    spec = importlib.util.spec_from_file_location("site_conf", tmp_path / "src" / "conf.py")
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    assert "launch_buttons" not in conf.html_theme_options and "repository_url" not in conf.html_theme_options
 
 
 def test_course_map_links_every_chapter(site):

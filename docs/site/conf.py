@@ -22,6 +22,7 @@ copyright = "SLT Course authors"
 html_title = "SLT Course — Singular Learning Theory, hands-on"
 
 extensions = ["myst_nb", "sphinx.ext.mathjax"]
+# exercises/ holds the problem sets as downloads (byte for byte); their pages are problem-sets/*.
 exclude_patterns = ["_build", "exercises/**", "**.ipynb_checkpoints", "build.py"]
 
 # Notebooks are stored with their outputs (make execute): render them, never run them.
@@ -53,18 +54,24 @@ html_theme = "sphinx_book_theme"
 html_static_path = ["_static"]
 html_css_files = ["course.css"]
 html_last_updated_fmt = None
+# Launch buttons and the repository button only for a public GitHub repository (build.py passes
+# the one it found in SLT_COURSE_REPO; empty: none, and the site has no launch buttons).
+_repo = colab.course_repository(REPO)
 html_theme_options = {
-    "repository_url": colab.COURSE_REPO,
-    "repository_branch": colab.COURSE_BRANCH,
     "path_to_docs": "",
-    "use_repository_button": True,
     "use_download_button": True,
-    "launch_buttons": {
-        "binderhub_url": colab.BINDER_URL,
-        "colab_url": colab.COLAB_URL,
-        "notebook_interface": "jupyterlab",
-    },
     "home_page_in_toc": True,
     "show_toc_level": 2,
     "navigation_with_keys": False,
 }
+if _repo.url:
+    html_theme_options |= {
+        "repository_url": _repo.url,
+        "repository_branch": _repo.branch,
+        "use_repository_button": True,
+        "launch_buttons": {
+            "binderhub_url": colab.BINDER_URL,
+            "colab_url": colab.COLAB_URL,
+            "notebook_interface": "jupyterlab",
+        },
+    }

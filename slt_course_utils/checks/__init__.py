@@ -6,7 +6,8 @@ Every check is called on the learner's function, right under the exercise::
     ch00.check_empirical_loss(empirical_loss)
 
 It prints one short success line, or raises :class:`CheckFailure` (an
-``AssertionError``) whose message says what was expected, what was got, and a hint.
+``AssertionError``) whose message says what is wrong and gives a hint, never the reference answer;
+in Jupyter only that message is shown.
 """
 
 from slt_course_utils.checks._core import (

@@ -1,10 +1,18 @@
-"""The check-function framework: clear failures, a helpful "not implemented yet"."""
+"""The check-function framework: clear failures, a helpful "not implemented yet".
+
+A failure says what is wrong — which input, how far off (a relative error to one significant
+digit), a hint — and never prints the reference answer. In Jupyter it shows as that message only
+(no traceback through this package, no source line of the check); when the learner's own function
+raised, the frames of the learner's code are shown so that they can find the bug.
+"""
 
 from __future__ import annotations
 
 import functools
 import math
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,12 +21,33 @@ import torch
 NOT_IMPLEMENTED = "not implemented yet"
 
 
+_CHECKS_DIR = Path(__file__).resolve().parent
+
+
 class CheckFailure(AssertionError):
-    """A check did not pass; the message says what was expected, what was got, and a hint."""
+    """A check did not pass; the message says what is wrong and a hint (never the reference answer)."""
 
     def __init__(self, message: str, *, not_implemented: bool = False) -> None:
         super().__init__(message)
         self.not_implemented = not_implemented
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython/Jupyter shows for this exception: the message and hint, no check frames.
+
+        If the learner's function raised, its frames outside ``slt_course_utils/checks`` come first.
+        """
+        lines: list[str] = []
+        cause = self.__cause__
+        if cause is not None and not isinstance(cause, CheckFailure):
+            frames = [f for f in traceback.extract_tb(cause.__traceback__)
+                      if not Path(f.filename).resolve().is_relative_to(_CHECKS_DIR)]
+            if frames:
+                lines.append("Your code raised an error here:")
+                lines += "".join(traceback.format_list(frames)).rstrip("\n").split("\n")
+                lines.append("")
+        first, *rest = str(self).split("\n")
+        lines.append(f"\x1b[0;31m✗ {first}\x1b[0m")
+        return lines + rest
 
 
 def _as_array(value: Any, what: str) -> np.ndarray:
@@ -40,7 +69,21 @@ def as_float(value: Any, what: str) -> float:
         raise CheckFailure(f"{what}: expected a single number, got {type(value).__name__} ({value!r:.80}).") from err
 
 
-def _short(a: np.ndarray) -> str:
+def _one_digit(x: float) -> str:
+    """``x`` to one significant digit: enough to tell near from far, too coarse to give the answer away."""
+    return f"{x:.1g}"
+
+
+def too_large_or_small(got: Any, expected: Any) -> str:
+    """'too large', 'too small' or 'wrong': how a learner's exact answer (int, Fraction) misses, without the answer."""
+    try:
+        return "too large" if got > expected else "too small" if got < expected else "wrong"
+    except TypeError:
+        return "wrong"
+
+
+def _short_got(a: np.ndarray) -> str:
+    """The learner's own value, briefly (never used for the reference)."""
     if a.size == 1:
         return f"{a.item():.6g}"
     flat = a.ravel()
@@ -57,7 +100,11 @@ def assert_close(
     atol: float = 1e-8,
     hint: str = "",
 ) -> None:
-    """Raise :class:`CheckFailure` unless ``got`` has ``expected``'s shape and |got − expected| ≤ atol + rtol·|expected|."""
+    """Raise :class:`CheckFailure` unless ``got`` has ``expected``'s shape and |got − expected| ≤ atol + rtol·|expected|.
+
+    The message names ``what``, the learner's value, the relative error max|got − expected| / max|expected|
+    to one significant digit, the tolerance and the hint — never ``expected`` itself.
+    """
     g = _as_array(got, what)
     e = _as_array(expected, what)
     hint_txt = f"\nHint: {hint}" if hint else ""
@@ -68,14 +115,21 @@ def assert_close(
     if not np.all(np.isfinite(g)):
         bad = int(np.sum(~np.isfinite(g)))
         raise CheckFailure(
-            f"{what}: {bad} of {g.size} values are NaN or infinite (expected {_short(e)}).{hint_txt}"
+            f"{what}: {bad} of {g.size} values are NaN or infinite; all should be finite.{hint_txt}"
         )
     if not np.allclose(g, e, rtol=rtol, atol=atol):
-        diff = float(np.max(np.abs(g - e)))
-        raise CheckFailure(
-            f"{what}: expected {_short(e)}, got {_short(g)} "
-            f"(largest difference {diff:.3g}; tolerance atol={atol:g}, rtol={rtol:g}).{hint_txt}"
-        )
+        diff = np.abs(g - e)
+        scale = float(np.max(np.abs(e))) if e.size else 0.0
+        tolerance = f"tolerance atol={atol:g}, rtol={rtol:g}"
+        off = "" if scale == 0 else f"; relative error about {_one_digit(float(np.max(diff)) / scale)}"
+        if g.size == 1:
+            where = f"your value {_short_got(g)} is not close enough to the reference"
+        else:
+            outside = ~np.isclose(g, e, rtol=rtol, atol=atol)
+            first = tuple(int(i) for i in np.argwhere(outside)[0])
+            where = (f"{int(outside.sum())} of {g.size} entries are off (the first at index "
+                     f"{first[0] if len(first) == 1 else first}); you returned {_short_got(g)}")
+        raise CheckFailure(f"{what}: {where} ({tolerance}{off}).{hint_txt}")
 
 
 def call_student(fn: Callable[..., Any], *args: Any, what: str | None = None, **kwargs: Any) -> Any:

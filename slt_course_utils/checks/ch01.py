@@ -7,7 +7,13 @@ import math
 import torch
 
 from slt_course_utils import fisher, models, posterior
-from slt_course_utils.checks._core import CheckFailure, assert_close, call_student, exercise_check
+from slt_course_utils.checks._core import (
+    CheckFailure,
+    assert_close,
+    call_student,
+    exercise_check,
+    too_large_or_small,
+)
 
 F64 = torch.float64
 
@@ -200,7 +206,7 @@ def check_fisher_rank(fisher_rank_answer) -> str:
             ok = False
         if not ok:
             raise CheckFailure(
-                f"rank of {name} (tol = {tol:g}): expected {expected}, got {got!r}."
+                f"rank of {name} (tol = {tol:g}): got {got!r}, which is {too_large_or_small(got, expected)}."
                 "\nHint: count eigenvalues (torch.linalg.eigvalsh) above tol × the LARGEST eigenvalue — a relative "
                 "threshold, so rescaling I does not change its rank and round-off (~1e-17) is not counted; "
                 "the zero matrix has rank 0."

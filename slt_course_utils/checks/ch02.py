@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 
 from slt_course_utils import fisher, models, singular
-from slt_course_utils.checks._core import CheckFailure, assert_close, call_student, exercise_check
+from slt_course_utils.checks._core import (
+    CheckFailure,
+    assert_close,
+    call_student,
+    exercise_check,
+    too_large_or_small,
+)
 
 
 def _mesh(lo: float = -2.0, hi: float = 2.0, size: int = 81) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,7 +84,8 @@ def check_rank_along(rank_along) -> str:
     if bad:
         (p, e, g) = bad[0]
         raise CheckFailure(
-            f"{len(bad)} of {len(expected)} ranks wrong; e.g. at (a, b) = {p} expected rank {e}, got {g}."
+            f"{len(bad)} of {len(expected)} ranks wrong; e.g. at (a, b) = {p} you returned rank {g}, which is "
+            f"{too_large_or_small(g, e)}."
             "\nHint: count eigenvalues above a RELATIVE threshold, tol × (largest eigenvalue) — e.g. "
             "fisher.fisher_rank(I) — not above a fixed absolute number: near the origin all entries are small."
         )
@@ -92,7 +99,7 @@ def check_count_symmetries(count_symmetries) -> str:
         got = call_student(count_symmetries, H)
         if not isinstance(got, (int, float)) or isinstance(got, bool) or got != singular.tanh_symmetry_count(H):
             raise CheckFailure(
-                f"count_symmetries({H}): expected {singular.tanh_symmetry_count(H)}, got {got!r}."
+                f"count_symmetries({H}): got {got!r}, which is {too_large_or_small(got, singular.tanh_symmetry_count(H))}."
                 "\nHint: the two kinds of symmetry combine: any permutation of the units AND, independently "
                 "for each unit, a sign flip (a_h, c_h) → (−a_h, −c_h)."
             )
@@ -140,8 +147,9 @@ def check_rrr_fisher_rank(rrr_fisher_rank) -> str:
             raise RuntimeError("reference rank formula disagrees with the Jacobian")
         if got != numeric:
             raise CheckFailure(
-                f"rrr_fisher_rank(M={M}, N={N}, rank_A={ra}, rank_B={rb}): expected {numeric} "
-                f"(the rank of the Jacobian of (A, B) ↦ BA at a random such point, H = {H}), got {got!r}."
+                f"rrr_fisher_rank(M={M}, N={N}, rank_A={ra}, rank_B={rb}): got {got!r}, which is "
+                f"{too_large_or_small(got, numeric)} for the rank of the Jacobian of (A, B) ↦ BA at a random such "
+                f"point (H = {H})."
                 "\nHint: the image of (dA, dB) ↦ dB·A + B·dA is a sum of two subspaces: matrices with rows in "
                 "row(A), and matrices with columns in col(B). dim(U + V) = dim U + dim V − dim(U ∩ V)."
             )

@@ -10,7 +10,13 @@ import numpy as np
 import torch
 
 from slt_course_utils import theory, volume
-from slt_course_utils.checks._core import CheckFailure, assert_close, call_student, exercise_check
+from slt_course_utils.checks._core import (
+    CheckFailure,
+    assert_close,
+    call_student,
+    exercise_check,
+    too_large_or_small,
+)
 
 
 def _k_values(seed: int, n: int) -> torch.Tensor:
@@ -90,13 +96,13 @@ def check_rlct_normal_crossing(rlct_normal_crossing_answer) -> str:
         lam = _exact_fraction(got[0], f"λ for {what}", "build λ with Fraction(h_j + 1, 2 * k_j), not a float division.")
         if lam != lam_exp:
             raise CheckFailure(
-                f"λ for {what}: expected {lam_exp}, got {lam}.\nHint: λ = min over j with k_j > 0 of "
+                f"λ for {what}: got {lam}, which is {too_large_or_small(lam, lam_exp)}.\nHint: λ = min over j with k_j > 0 of "
                 f"(h_j + 1)/(2k_j) — the prior power h_j belongs in the numerator, coordinates with k_j = 0 "
                 f"are skipped, and it is the MINIMUM (the smallest exponent dominates the volume)."
             )
         if got[1] != m_exp:
             raise CheckFailure(
-                f"m for {what}: expected {m_exp}, got {got[1]!r}.\nHint: m counts how many coordinates "
+                f"m for {what}: got {got[1]!r}, which is {too_large_or_small(got[1], m_exp)}.\nHint: m counts how many coordinates "
                 f"attain the minimum — ties multiply logarithms: V(ε) ≈ c ε^λ (−log ε)^(m−1)."
             )
     return "λ and m exact on 50 normal crossings"
@@ -114,7 +120,8 @@ def check_blowup_chart(blowup_chart) -> str:
         expected = ((2 * a + b, a), (1, 0))
         if (k, h) != expected:
             raise CheckFailure(
-                f"for K = (w1 w2)^{2 * a} (w1² + w2²)^{b}: expected (k, h) = {expected}, got {(k, h)}.\n"
+                f"for K = (w1 w2)^{2 * a} (w1² + w2²)^{b}: got (k, h) = {(k, h)}; "
+                f"{sum(x != y for x, y in zip(k + h, expected[0] + expected[1]))} of the 4 exponents are wrong.\n"
                 f"Hint: substitute w1 = u, w2 = u·v: w1 w2 = u² v and w1² + w2² = u²(1 + v²) with 1 + v² a unit "
                 f"(never 0); collect the powers of u and of v. The Jacobian of (u, v) ↦ (u, uv) is |u|, which "
                 f"multiplies the prior and gives h_u = 1."
@@ -175,7 +182,8 @@ def check_estimate_rlcts(estimate_rlcts) -> str:
         # factor 3 of the reference (it depends only mildly on the choice of ε).
         if not (ref.lam_se / 3 <= se <= 3 * ref.lam_se):
             raise CheckFailure(
-                f"standard error for K = {name}: expected about {ref.lam_se:.4f} (within a factor 3), got {se:.4g}."
+                f"standard error for K = {name}: got {se:.4g}, not within a factor 3 of the reference fit's Monte Carlo "
+                "standard error."
                 "\nHint: return fit.lam_se from volume.fit_rlct_from_volume."
             )
     return "4 Monte Carlo estimates agree with the exact λ within 4 standard errors + 0.02"
@@ -203,7 +211,7 @@ def check_newton_distance(newton_distance) -> str:
         expected = 1 / theory.rlct_newton_polygon(exps)[0]
         if t != expected:
             raise CheckFailure(
-                f"newton_distance({exps}): expected t = {expected}, got {t}.\nHint: (t, t) must lie in "
+                f"newton_distance({exps}): got t = {t}, which is {too_large_or_small(t, expected)}.\nHint: (t, t) must lie in "
                 f"conv(exponents) + R²₊. Besides the single exponents (t = max(a1, a2)), check where the "
                 f"diagonal crosses each segment between two exponents; the answer is the smallest t."
             )
