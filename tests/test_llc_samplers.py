@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from slt_course_utils.llc import LLCDivergenceError, calibration_sweep, estimate_llc
 from slt_course_utils.llc.kernels import KERNELS, Hyper, rmsprop_sgld
-from slt_course_utils.llc_models import gaussian_nll
+from slt_course_utils.llc_models import gaussian_nll, normal_crossing_finite_n_target
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -80,6 +80,15 @@ def test_predicted_bias_warns_above_five_percent():
             estimate_llc(model, (x, y), gaussian_nll, lr=1e-4, num_chains=2, num_draws=10, **FAST)
         except UserWarning as w:
             assert "overestimates" not in str(w)
+
+
+def test_finite_n_quadrature_is_exact_for_the_regular_case_and_rejects_bad_input():
+    # k = (1, 0): u = w₁, a Gaussian: E[nβ(a/2)w₁²] = ½·nβa/(nβa + γ) exactly.
+    for a, gamma in [(4.0, 1.0), (0.5, 10.0)]:
+        got = normal_crossing_finite_n_target((1, 0), a, NBETA, gamma)
+        assert got == pytest.approx(0.5 * NBETA * a / (NBETA * a + gamma), rel=1e-4)
+    with pytest.raises(ValueError, match="γ > 0"):
+        normal_crossing_finite_n_target((1, 1), 4.0, NBETA, 0.0)
 
 
 # ------------------------------------------------------------------ RMSProp-SGLD replays devinterp's update
