@@ -21,7 +21,11 @@ from torch.nn import functional as F
 
 from slt_course_utils.llc import LLCDivergenceError, calibration_sweep, estimate_llc
 from slt_course_utils.llc.kernels import KERNELS, Hyper, rmsprop_sgld
-from slt_course_utils.llc_models import gaussian_nll, normal_crossing_finite_n_target
+from slt_course_utils.llc_models import (
+    gaussian_nll,
+    linear_regression,
+    normal_crossing_finite_n_target,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -32,14 +36,7 @@ FAST = dict(progress=False, device="cpu")
 
 
 def regression(d: int = 5, n: int = N, seed: int = 2):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, d, generator=g, dtype=torch.float64)
-    y = x @ torch.randn(d, 1, generator=g, dtype=torch.float64) + SIGMA * torch.randn(n, 1, generator=g,
-                                                                                      dtype=torch.float64)
-    model = nn.Linear(d, 1, bias=False).double()
-    with torch.no_grad():
-        model.weight.copy_(torch.linalg.lstsq(x, y).solution.T)
-    return model, x, y
+    return linear_regression(d, n, sigma=SIGMA, seed=seed)
 
 
 def exact_and_sgld(x: torch.Tensor, gamma: float, lr: float) -> tuple[float, float]:
