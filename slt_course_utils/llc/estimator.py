@@ -160,7 +160,8 @@ def estimate_llc(
     - ``draw_loss="batch"`` records the loss computed for the gradient at the pre-step w;
       ``"full"`` evaluates L_n on all data at each draw (``eval_batch_size`` chunks it).
     - ``lr``, ``localization`` and ``nbeta`` also accept tensors of shape (num_chains,): one value
-      per chain (this is how :func:`calibration_sweep` runs a whole grid as one call).
+      per chain (this is how :func:`calibration_sweep` runs a whole grid as one call); the
+      Hessian-based checks (localisation, predicted ε-bias) are then skipped.
     - Std over chains uses ddof = 1; stderr = std/√(chains). Both are NaN with one chain.
     - Diagnostics: Metropolis acceptance of the Langevin proposals (``mala_acceptance``; for
       SGLD computed on every 4th transition, never used to reject), R̂ and ESS of the loss
