@@ -142,7 +142,8 @@ def estimate_llc(
 
     Samplers (``sampler``), all on the localised tempered posterior ∝ exp(−nβL − γ/2|w − w*|²):
     ``"sgld"`` (default), ``"rmsprop_sgld"`` (diagonal RMSProp preconditioning as devinterp
-    1.3, α = 0.99, eps = 0.1), ``"mala"`` (SGLD proposal with a Metropolis correction: exact
+    1.3, α = 0.99, eps = 0.1; without the Γ correction its stationary law is not the target:
+    measured +7–19% high, see benchmarks/calibrate_llc_results.md), ``"mala"`` (SGLD proposal with a Metropolis correction: exact
     at any ε, full batches only; costs one extra gradient evaluation per rejected proposal's
     worth of mixing). See :mod:`slt_course_utils.llc.kernels`.
 
