@@ -317,6 +317,18 @@ def test_bad_arguments_say_what_to_change(kwargs, error, match):
         estimate_llc(model, (x, y), gaussian_nll, **{**KW, **kwargs})
 
 
+def test_non_finite_hyperparameters_in_the_helpers_are_errors():
+    from slt_course_utils.llc import expected_llc_quadratic, sgld_step
+
+    model, x, y = _small()
+    w = torch.zeros(3)
+    for kw in (dict(nbeta=math.nan), dict(localization=math.inf)):
+        with pytest.raises(ValueError, match="finite"):
+            sgld_step(w, w, w, **{"lr": 1e-3, "nbeta": 1.0, "localization": 1.0, **kw})
+        with pytest.raises(ValueError, match="finite"):
+            expected_llc_quadratic(model, (x, y), gaussian_nll, **{"nbeta": 10.0, "localization": 1.0, **kw})
+
+
 def test_shape_mismatch_between_outputs_and_targets_is_an_error():
     model, x, y = _small()
     with pytest.raises(ValueError, match=r"shape \(100, 1\).*\(100,\).*y.view\(-1, 1\)"):
