@@ -248,6 +248,8 @@ class StudentProcess:
         code = self.proc.poll() if self.proc is not None else None
         if code is None:
             return ""
+        if code > 128 and not self.unsafe:  # bwrap exits 128 + N when its child is killed by signal N
+            code = 128 - code
         if code < 0:
             try:
                 return f"killed by signal {signal.Signals(-code).name}"
