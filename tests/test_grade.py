@@ -580,3 +580,40 @@ def test_a_new_chapter_is_discovered_and_hidden_tests_count(tmp_path):
     assert res.chapter == "42_tiny" and res.issues == []
     assert [(r.exercise, r.passed, r.points) for r in res.rows] == [("ch42-ex1-check", True, 2.0), ("ch42-ex2-check", False, 0.0)]
     assert "hidden test" in res.rows[1].message
+
+
+def test_output_is_capped_and_replies_are_plain_data(tmp_path):
+    """~100 MB of base64 printed by a cell: the grader keeps 20 000 characters and its memory stays put."""
+    import resource
+
+    from slt_course_utils.grading import sandbox, wire
+
+    process = sandbox.StudentProcess(grade.package_snapshot(), None, memory_limit_mb=1024, unsafe=not SANDBOX)
+    process.start()
+    try:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        reply = process.request(("cell", 0, "import base64, os, sys\nchunk = base64.b64encode(os.urandom(3 * 2**20)).decode()\n"
+                                 "for _ in range(25):\n    sys.stdout.write(chunk)\ndef f():\n    return [1, (2.5, 'x')]"), 60)
+        assert reply.status == "ok", reply
+        time.sleep(1)
+        assert len(process.captured_output()) == sandbox.MAX_OUTPUT_CHARS
+        assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 50 * 1024  # KiB: under 50 MB
+        assert wire.decode(process.request(("call", "f", (), {}), 30).body["value"]) == [1, (2.5, "x")]
+    finally:
+        process.stop()
+    for bad in ({"int": "9" * 5000}, {"tensor": ["float64", "|O", [1], ""]}, {"pickle": "x"}, {"ndarray": ["<f8", [3], "AAAA"]}):
+        with pytest.raises(wire.WireError):
+            wire.decode(bad)
+
+
+def test_no_sandbox_means_no_grading_unless_unsafe(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(grade.sandbox, "sandbox_problem", lambda snapshot: "bwrap is not installed")
+    nb = new_notebook(cells=[new_code_cell("def double(x):\n    return 2 * x")])
+    nbformat.write(nb, tmp_path / f"{CH}.ipynb")
+    assert grade.main([str(tmp_path / f"{CH}.ipynb"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "REFUSING TO GRADE" in err and "bwrap is not installed" in err and "--unsafe" in err
+    assert not (tmp_path / "out").exists()
+    res = grade.grade_submission(grade.Submission("x", tmp_path / f"{CH}.ipynb"), grade.load_chapters(SOLUTIONS),
+                                 grade.Options())
+    assert all(not r.passed and "the sandbox is unavailable" in r.message for r in res.rows)

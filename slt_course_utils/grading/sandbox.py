@@ -347,7 +347,7 @@ class StudentProcess:
         except EOFError:
             self._reap()
             return Reply("dead", {"note": self.death_note()}, 0.0)
-        except (wire.WireError, ValueError, UnicodeDecodeError) as err:
+        except (wire.WireError, ValueError, UnicodeDecodeError, RecursionError) as err:
             self.stop()
             return Reply("dead", {"note": f"it broke the grader's protocol: {err}"}, 0.0)
         status = body.get("status", "ok") if body.get("t") == "cell" else "ok"
