@@ -1,35 +1,31 @@
 """Grade student notebooks against the course's own checks (instructors' tool).
 
     python -m slt_course_utils.grade SUBMISSIONS... --out DIR [--chapter NN_slug]
-        [--cell-timeout 60] [--total-timeout 600] [--jobs 2] [--memory-limit-mb 2048]
+        [--cell-timeout 60] [--total-timeout 600] [--jobs 2] [--memory-limit-mb 2048] [--unsafe]
 
-A submission is a notebook file; a folder is graded notebook by notebook, either flat
-(``DIR/<student>.ipynb``: the student is the file stem) or one folder per student
-(``DIR/<student>/.../<notebook>.ipynb``: the student is the first folder under ``DIR``).
+A submission is a notebook file; a folder is graded notebook by notebook. The student is the
+notebook's path relative to the folder without ``.ipynb`` (``section1/carol_00_x``), or its folder's
+path when the file is just named like the chapter (``bob/00_bayesian_learning.ipynb`` → ``bob``).
 
-How one notebook is graded:
+How one notebook is graded (docs/INSTRUCTORS.md argues why a pass can't be forged):
 
 1. The chapter is ``--chapter`` if given, else the chapter whose ``NN_slug`` the file name
-   contains, else the chapter its content points to (check grade ids, ``chNN`` check-module
-   imports, the exercise function names). If the name and the content disagree the notebook
-   is reported as the wrong chapter (and graded against the chapter asked for, so it scores 0).
-2. The exercises — grade id, points, check call — are read from the chapter's SOLUTION
-   notebook (``solutions/NN_slug.ipynb``), never from the student's notebook: editing or
-   deleting a check cell gains nothing.
-3. The student's code cells run in a fresh kernel in a private temporary folder, except
-   check cells (nbgrader ``grade: true``, or any cell that calls ``check_...(``). A cell that
-   raises does not stop the rest. A cell that runs past ``--cell-timeout``, kills the kernel
-   (``os._exit``, a segfault) or runs out of memory (the kernel's data memory is capped
-   at ``--memory-limit-mb`` with ``RLIMIT_DATA``) is recorded, the kernel is restarted and the
-   cells before it are replayed without it, so later exercises can still pass.
-4. The canonical check calls then run in that kernel (the course's check modules freshly
-   re-imported), each one recorded as passed or failed with its message.
+   contains, else the chapter its content points to. If the name and the content disagree the
+   notebook is reported as the wrong chapter (and graded against the chapter asked for: 0).
+2. The exercises — grade id, points, check cell — come from the chapter's SOLUTION notebook.
+3. The student's code cells (all but the check cells, known by nbgrader metadata only) run one by
+   one in a sandboxed plain-Python student process (:mod:`slt_course_utils.grading.sandbox`:
+   bubblewrap, uid 65534, no network, a read-only package snapshot, RLIMIT_AS). ``exit()`` is blamed
+   on its cell; a cell that kills the process or times out is blamed, the process restarted and
+   the other cells replayed.
+4. Each canonical check cell then runs HERE, in the grader, where no student code runs: the
+   student's functions are proxies that run in the student process and return plain data only
+   (:mod:`slt_course_utils.grading.checking`, :mod:`slt_course_utils.grading.wire`).
 
-Outputs in ``--out``: ``gradebook.csv`` and ``gradebook.json`` (one row per student and
-exercise: student, chapter, exercise, passed, points, max_points, message, runtime_s),
-``issues.csv`` (what went wrong in each notebook outside the checks) and
-``feedback/<student>.md``. A summary is printed. Exit status 0 once everything is graded,
-whatever the students' scores; 2 for a usage error.
+Outputs in ``--out``: ``gradebook.csv`` and ``gradebook.json`` (one row per student and exercise:
+student, chapter, exercise, passed, points, max_points, message, runtime_s; written from one list,
+atomically), ``issues.csv`` and ``feedback/<student>.md``. Exit status 0 once everything is graded,
+whatever the students' scores; 2 for a usage error or when the sandbox is unavailable (see --unsafe).
 """
 
 from __future__ import annotations

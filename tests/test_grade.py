@@ -256,8 +256,9 @@ def _processes_with(marker):
     return found
 
 
-SANDBOX = shutil.which("bwrap") is not None
-needs_sandbox = pytest.mark.skipif(not SANDBOX, reason="bubblewrap is not installed (make test installs it as root)")
+SANDBOX_PROBLEM = grade.sandbox.sandbox_problem(grade.package_snapshot())
+SANDBOX = SANDBOX_PROBLEM is None
+needs_sandbox = pytest.mark.skipif(not SANDBOX, reason=f"no sandbox here ({SANDBOX_PROBLEM}); make test installs bubblewrap as root")
 
 
 @pytest.fixture(scope="module")

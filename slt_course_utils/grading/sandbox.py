@@ -15,7 +15,6 @@ import os
 import select
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import sysconfig
@@ -362,7 +361,3 @@ class StudentProcess:
 
     def captured_output(self) -> str:
         return "".join(self.output)[:MAX_OUTPUT_CHARS]
-
-
-def is_readonly_snapshot(path: Path) -> bool:
-    return not (os.stat(path).st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
