@@ -1,8 +1,12 @@
-"""The nbgrader route (docs/INSTRUCTORS.md): generate_assignment + autograde + export on chapter 00.
+"""The nbgrader route (docs/INSTRUCTORS.md): generate_assignment + autograde + export on one chapter.
 
 Optional: runs only where nbgrader is installed (``pip install nbgrader``; it is not one of the
 course's pins). The solution notebook's nbgrader metadata must be enough for nbgrader to release the
 exercises we generate, and to give the solution full marks and the release zero.
+
+Chapter 07, the chapter of the run by hand: chapters 00–05 have Markdown "Your derivation" cells
+with ``### BEGIN SOLUTION`` regions but no nbgrader metadata, which generate_assignment rejects
+("Solution region detected in a non-solution cell").
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from slt_course_utils import grade
+
 from .conftest import EXERCISES, SOLUTIONS
 
 pytest.importorskip("nbgrader")
 
-CH = "00_bayesian_learning"
-ASSIGNMENT = "ps00"
+CH = "07_toy_models_of_superposition"
+ASSIGNMENT = "ps07"
 
 
 def _nbgrader(course: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -72,4 +78,5 @@ def test_generate_assignment_autograde_and_export(tmp_path):
     _nbgrader(course, env, "export", "--to", str(tmp_path / "grades.csv"))
     with open(tmp_path / "grades.csv", encoding="utf-8") as f:
         scores = {row["student_id"]: (float(row["score"]), float(row["max_score"])) for row in csv.DictReader(f)}
-    assert scores == {"solved": (8.0, 8.0), "unsolved": (0.0, 8.0)}
+    points = grade.load_chapters(SOLUTIONS)[CH].max_points  # from the solution's check-cell metadata (6)
+    assert points > 0 and scores == {"solved": (points, points), "unsolved": (0.0, points)}

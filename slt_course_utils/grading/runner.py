@@ -127,7 +127,11 @@ def _lookup(ns: dict, name: str) -> dict:
 def main() -> None:
     global REPLIES
     memory_mb, file_mb, REPLIES = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-    requests = os.fdopen(REQUESTS, "rb", buffering=0)
+    # The requests move off stdin, which becomes /dev/null: input() in a cell gets EOFError at once.
+    requests = os.fdopen(os.dup(REQUESTS), "rb", buffering=0)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, REQUESTS)
+    os.close(devnull)
     import numpy  # noqa: F401 - mapped before the limit is measured
     import torch
 
