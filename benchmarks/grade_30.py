@@ -1,6 +1,6 @@
 """How long does grading a class take? 30 chapter-00 submissions, graded with --jobs 2.
 
-    python benchmarks/grade_30.py [--n 30] [--jobs 2] [--keep DIR]
+    python benchmarks/grade_30.py [--n 30] [--jobs 2] [--keep DIR] [--unsafe]
 
 The class: copies of the solution and of the handed-out exercise notebook with small variations
 — partly solved (k of the 7 solutions pasted in), one wrong answer, extra scratch cells, a

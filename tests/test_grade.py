@@ -618,3 +618,39 @@ def test_no_sandbox_means_no_grading_unless_unsafe(tmp_path, monkeypatch, capsys
     res = grade.grade_submission(grade.Submission("x", tmp_path / f"{CH}.ipynb"), grade.load_chapters(SOLUTIONS),
                                  grade.Options())
     assert all(not r.passed and "the sandbox is unavailable" in r.message for r in res.rows)
+
+
+def test_student_functions_run_remotely_and_return_fresh_plain_values():
+    """Lambdas travel by value, generators by state (and come back advanced), exceptions by name."""
+    import torch
+
+    from slt_course_utils.grading import checking, sandbox
+
+    process = sandbox.StudentProcess(grade.package_snapshot(), None, memory_limit_mb=1024, unsafe=not SANDBOX)
+    process.start()
+    try:
+        source = ("import torch\n"
+                  "def draw(f, gen):\n    return f(torch.rand(3, generator=gen, dtype=torch.float64))\n"
+                  "def bad(x):\n    raise ValueError('negative ' + str(x))\n"
+                  "class Mine(Exception):\n    pass\n"
+                  "def mine():\n    raise Mine('custom')\n"
+                  "def module():\n    return torch\n")
+        assert process.request(("cell", 0, source), 30).status == "ok"
+        session = checking.Session(process, deadline=time.perf_counter() + 60, timeout=60)
+        names = checking.StudentNamespace(session)
+        scale = 10.0
+        gen, twin = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+        got = names["draw"](lambda u: u * scale, gen)
+        assert torch.equal(got, torch.rand(3, generator=twin, dtype=torch.float64) * scale)
+        assert torch.equal(gen.get_state(), twin.get_state())  # the generator advanced as if called here
+        with pytest.raises(ValueError, match="negative 3"):
+            names["bad"](3)
+        with pytest.raises(checking.StudentError, match="custom") as info:
+            names["mine"]()
+        assert type(info.value).__name__ == "Mine" and not isinstance(info.value, AssertionError)
+        with pytest.raises(checking.UnsupportedResult, match="module"):
+            names["module"]()
+        with pytest.raises(KeyError):
+            names["undefined_name"]
+    finally:
+        process.stop()

@@ -154,9 +154,15 @@ def main() -> None:
     _reply({"t": "ready"})
     while True:
         try:
-            request = pickle.loads(wire.read_frame(requests.fileno()))
+            frame = wire.read_frame(requests.fileno())
         except EOFError:
             return
+        try:
+            request = pickle.loads(frame)
+        except Exception as err:  # noqa: BLE001 - e.g. an argument whose module this side lacks
+            _reply({"t": "raise", "ename": "RuntimeError",
+                    "evalue": f"the grader could not pass the arguments ({type(err).__name__}: {str(err)[:200]})"})
+            continue
         kind = request[0]
         if kind == "cell":
             _reply(_run_cell(ns, request[1], request[2]))

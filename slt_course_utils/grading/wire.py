@@ -69,7 +69,10 @@ def _make_function(code: bytes, module: str, name: str, defaults: Any, closure: 
     import importlib
     import sys
 
-    glob = importlib.import_module(module).__dict__ if module and module != "__main__" else sys.modules["__main__"].__dict__
+    try:
+        glob = importlib.import_module(module).__dict__ if module and module != "__main__" else sys.modules["__main__"].__dict__
+    except ImportError:  # defined where the student side can't import (a test module): its globals are not needed
+        glob = {"__builtins__": __builtins__, "__name__": module}
     cells = tuple(types.CellType(v) for v in closure) if closure is not None else None
     return types.FunctionType(marshal.loads(code), glob, name, defaults, cells)
 
