@@ -654,3 +654,28 @@ def test_student_functions_run_remotely_and_return_fresh_plain_values():
             names["undefined_name"]
     finally:
         process.stop()
+
+
+@needs_sandbox
+@pytest.mark.skipif(grade.sandbox.memory_cgroup_parent() is None, reason="no writable memory cgroup here")
+def test_a_memory_cgroup_caps_the_whole_sandbox():
+    """RLIMIT_AS is per process: 6 forked children of 250 MB each pass it, the sandbox's cgroup stops them
+    (limit 256 MB + 1024 MB of slack = 1280 MB < 6 × 250 MB = 1500 MB)."""
+    from slt_course_utils.grading import sandbox
+
+    process = sandbox.StudentProcess(grade.package_snapshot(), None, memory_limit_mb=256)
+    process.start()
+    try:
+        assert process._cgroup is not None
+        source = ("import os, time\nkids = []\nfor _ in range(6):\n    pid = os.fork()\n    if pid == 0:\n"
+                  "        b = bytearray(250 * 2**20)\n        for i in range(0, len(b), 4096):\n            b[i] = 1\n"
+                  "        time.sleep(3)\n        os._exit(0)\n    kids.append(pid)\n"
+                  "codes = [os.waitpid(k, 0)[1] for k in kids]\nraise RuntimeError(f'children ended {codes}')")
+        reply = process.request(("cell", 0, source), 60)
+        assert reply.status == "error" and "children ended [" in reply.body.get("evalue", ""), reply
+        codes = [int(c) for c in reply.body["evalue"].split("[")[1].rstrip("]").split(",")]
+        assert 9 in codes, codes  # at least one child was killed (SIGKILL) by the cgroup's OOM killer
+        path = process._cgroup.path
+    finally:
+        process.stop()
+    assert not path.exists()  # the group is removed with its sandbox

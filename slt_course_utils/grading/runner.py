@@ -38,9 +38,12 @@ def _vm_size() -> int:
         return 0
 
 
-def _limit(memory_mb: int, file_mb: int) -> None:
-    """Cap the address space at what is mapped now (Python, NumPy, torch) plus ``memory_mb``."""
+def _limit(memory_mb: int, file_mb: int, processes: int) -> None:
+    """Cap the address space at what is mapped now (Python, NumPy, torch) plus ``memory_mb``; files,
+    processes (when this uid is the sandbox's own), core dumps."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if processes > 0:
+        resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
     if file_mb > 0:
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_mb * MiB, file_mb * MiB))
     if memory_mb > 0:
@@ -126,7 +129,7 @@ def _lookup(ns: dict, name: str) -> dict:
 
 def main() -> None:
     global REPLIES
-    memory_mb, file_mb, REPLIES = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    memory_mb, file_mb, REPLIES, processes = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     # The requests move off stdin, which becomes /dev/null: input() in a cell gets EOFError at once.
     requests = os.fdopen(os.dup(REQUESTS), "rb", buffering=0)
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -138,7 +141,7 @@ def main() -> None:
     torch.set_num_threads(1)
     from slt_course_utils.grading import wire
 
-    _limit(memory_mb, file_mb)
+    _limit(memory_mb, file_mb, processes)
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True, write_through=True)
 

@@ -1,16 +1,18 @@
 """The sandbox a student's code runs in: bubblewrap, an unprivileged uid, limits, a pristine package copy.
 
 One :class:`StudentProcess` is a plain ``python -I -S`` (no IPython, no user site, no ``.pth`` files)
-running :mod:`.runner` inside ``bwrap --unshare-all --die-with-parent --new-session`` as uid 65534:
-no network, its own PID namespace (every process it starts dies with it), a private ``/tmp``, and
-only ``/usr``, the environment's site-packages and a read-only snapshot of ``slt_course_utils`` (no
-``solutions/``) visible, plus the student's own notebook read-only in its working folder. Its address
-space is capped (``RLIMIT_AS``: shared mappings count) and its tmpfs folders have a size.
+running :mod:`.runner` inside bubblewrap (:func:`bwrap_command`) as an unprivileged uid: no network,
+its own PID namespace (every process it starts dies with it), a private ``/tmp``, and only ``/usr``,
+the environment's site-packages and a read-only snapshot of ``slt_course_utils`` (no ``solutions/``)
+visible, plus the student's own notebook read-only in its working folder. Each process's address
+space is capped (``RLIMIT_AS``: shared mappings count), the whole sandbox's memory too where a memory
+cgroup can be made (:class:`MemoryCgroup`), and its tmpfs folders have a size.
 """
 
 from __future__ import annotations
 
 import compileall
+import itertools
 import os
 import select
 import shutil
@@ -27,7 +29,9 @@ from pathlib import Path
 from slt_course_utils.grading import wire
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # .../slt_course_utils
-SANDBOX_UID = 65534  # nobody
+SANDBOX_UID = 65534  # nobody: the uid inside an unprivileged user namespace
+SANDBOX_UID_BASE = 200_000  # as root: each sandbox gets a real uid of its own from here, no passwd entry
+MAX_PROCESSES = 64  # RLIMIT_NPROC of a student process (threads count too)
 WORKDIR = "/student"  # the working folder inside the sandbox (a size-limited tmpfs)
 COURSE = "/course"  # where the package snapshot is mounted inside the sandbox
 TMPFS_MB = 256
@@ -85,24 +89,47 @@ def _bootstrap(snapshot: str) -> str:
 # ---- bubblewrap --------------------------------------------------------------------------------
 
 
-def bwrap_command(notebook: Path | None, snapshot: str) -> tuple[list[str], list[int]]:
+_uids = itertools.count()
+
+
+def sandbox_uid() -> int:
+    """A fresh unprivileged uid for the next sandbox (when the grader is root): no two running
+    sandboxes share one, so the process limit of one student never touches another's."""
+    return SANDBOX_UID_BASE + next(_uids) % 50_000
+
+
+def bwrap_command(notebook: Path | None, snapshot: str, uid: int = SANDBOX_UID) -> tuple[list[str], list[int]]:
     """The sandboxed command for one student process (see the module docstring), and the descriptors to pass.
 
-    Every bind is made from a descriptor the grader opened (``--ro-bind-fd``), so the unprivileged
-    bwrap needs no right to walk the host's paths (the interpreter may live under ``/root``).
+    As root: bwrap keeps only CAP_SETUID/CAP_SETGID, and ``setpriv`` inside the sandbox becomes the
+    real, unprivileged ``uid`` (so RLIMIT_NPROC holds) with no capabilities and no_new_privs. As
+    another user: an unprivileged user namespace, mapped to ``uid`` inside. Every bind is made from
+    a descriptor the grader opened (``--ro-bind-fd``), so bwrap needs no right to walk host paths.
     """
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise RuntimeError("bubblewrap (bwrap) is not installed")
-    cmd = [bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
-           "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    cmd = [bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+           "--die-with-parent", "--new-session"]
+    inner: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = "/usr/bin/setpriv"
+        if not os.path.exists(setpriv):
+            raise RuntimeError("running as root, and /usr/bin/setpriv (util-linux) is missing to drop to an unprivileged uid")
+        cmd += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        inner = [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+                 "--bounding-set=-all", "--no-new-privs"]
+    else:
+        cmd += ["--unshare-user", "--uid", str(uid), "--gid", str(uid), "--cap-drop", "ALL"]
     fds: list[int] = []
+    parents: set[str] = set()
 
     def bind(source: str, dest: str) -> None:
         fd = os.open(source, os.O_PATH | os.O_CLOEXEC)
         os.set_inheritable(fd, True)
         fds.append(fd)
         cmd.extend(["--ro-bind-fd", str(fd), dest])
+        parents.update(str(p) for p in Path(dest).parents if str(p) != "/")
 
     bind("/usr", "/usr")
     for link in ("bin", "lib", "lib32", "lib64", "sbin"):
@@ -126,7 +153,12 @@ def bwrap_command(notebook: Path | None, snapshot: str) -> tuple[list[str], list
     bind(snapshot, COURSE)
     if notebook is not None:
         bind(str(notebook), f"{WORKDIR}/{_inside_name(notebook)}")
-    cmd += ["--chdir", WORKDIR, "--hostname", "sandbox", "--"]
+    parents -= {"/usr", "/dev", "/proc", "/tmp", WORKDIR}
+    # bwrap makes the folders above a bind with the host's modes (/root is 0700): open them up
+    for parent in sorted(parents, key=len):
+        cmd += ["--chmod", "0755", parent]
+    cmd += ["--chmod", "1777", "/tmp", "--chmod", "1777", "/dev/shm", "--chmod", "0777", WORKDIR,
+            "--chdir", WORKDIR, "--hostname", "sandbox", "--", *inner]
     return cmd, fds
 
 
@@ -172,6 +204,74 @@ def _env() -> dict[str, str]:
     return env
 
 
+# ---- a memory cgroup for the whole sandbox, where this machine lets us make one ------------------
+
+CGROUP_SLACK_MB = 1024  # on top of --memory-limit-mb: Python + NumPy + torch resident, and the tmpfs files
+_cgroups = itertools.count()
+
+
+def memory_cgroup_parent() -> tuple[Path, str] | None:
+    """This process's memory cgroup folder and version ("v1"/"v2") if a child group can be made in it."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            base = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
+            if (base / "memory.limit_in_bytes").exists() and os.access(base, os.W_OK):
+                return base, "v1"
+        elif controllers == "" and Path("/sys/fs/cgroup/cgroup.controllers").exists():
+            base = Path("/sys/fs/cgroup") / path.lstrip("/")
+            try:
+                delegated = "memory" in (base / "cgroup.subtree_control").read_text().split()
+            except OSError:
+                delegated = False
+            if delegated and os.access(base, os.W_OK):
+                return base, "v2"
+    return None
+
+
+class MemoryCgroup:
+    """A child memory cgroup capping every process of one sandbox together (tmpfs pages included)."""
+
+    def __init__(self, limit_mb: int) -> None:
+        found = memory_cgroup_parent()
+        if found is None:
+            raise OSError("no writable memory cgroup")
+        base, self.version = found
+        self.path = base / f"slt-grade-{os.getpid()}-{next(_cgroups)}"
+        self.path.mkdir()
+        limit = str(limit_mb * 1024 * 1024)
+        try:
+            if self.version == "v1":
+                (self.path / "memory.limit_in_bytes").write_text(limit)
+                if (self.path / "memory.memsw.limit_in_bytes").exists():
+                    (self.path / "memory.memsw.limit_in_bytes").write_text(limit)
+            else:
+                (self.path / "memory.max").write_text(limit)
+                if (self.path / "memory.swap.max").exists():
+                    (self.path / "memory.swap.max").write_text("0")
+        except OSError:
+            self.remove()
+            raise
+
+    def wrap(self, cmd: list[str]) -> list[str]:
+        """``cmd`` started inside the group: a shell puts itself in, then execs it (children follow)."""
+        return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(self.path / "cgroup.procs"), *cmd]
+
+    def remove(self) -> None:
+        for _ in range(20):
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.05)
+
+
 # ---- one student process -----------------------------------------------------------------------
 
 
@@ -192,13 +292,15 @@ class StudentProcess:
         self.output_size = 0
         self._drain: threading.Thread | None = None
         self._tmp: str | None = None
+        self._cgroup: MemoryCgroup | None = None
 
     # -- life cycle --
 
     def start(self) -> None:
         self.stop()
         read_fd, write_fd = os.pipe()
-        args = [str(self.memory_limit_mb), str(TMPFS_MB), str(write_fd)]
+        uid = sandbox_uid() if os.geteuid() == 0 and not self.unsafe else 0
+        args = [str(self.memory_limit_mb), str(TMPFS_MB), str(write_fd), str(MAX_PROCESSES if uid else 0)]
         python = [_python(), "-I", "-S", "-c", _bootstrap(self.snapshot if self.unsafe else COURSE)]
         if self.unsafe:
             self._tmp = tempfile.mkdtemp(prefix="slt-grade-unsafe-")
@@ -209,8 +311,14 @@ class StudentProcess:
         fds: list[int] = []
         try:
             if not self.unsafe:
-                cmd, fds = bwrap_command(self.notebook, self.snapshot)
+                cmd, fds = bwrap_command(self.notebook, self.snapshot, uid or SANDBOX_UID)
                 cmd, cwd, env = cmd + python + args, "/", _env()
+                if self.memory_limit_mb:
+                    try:
+                        self._cgroup = MemoryCgroup(self.memory_limit_mb + CGROUP_SLACK_MB)
+                        cmd = self._cgroup.wrap(cmd)
+                    except OSError:
+                        self._cgroup = None
             self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                          pass_fds=(write_fd, *fds), cwd=cwd, env=env, start_new_session=True)
         finally:
@@ -280,6 +388,9 @@ class StudentProcess:
         if self.reply_fd >= 0:
             os.close(self.reply_fd)
             self.reply_fd = -1
+        if self._cgroup is not None:
+            self._cgroup.remove()
+            self._cgroup = None
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
