@@ -1,6 +1,6 @@
 """How long does grading a class take? 30 chapter-00 submissions, graded with --jobs 2.
 
-    python benchmarks/grade_30.py [--n 30] [--jobs 2] [--keep DIR]
+    python benchmarks/grade_30.py [--n 30] [--jobs 2] [--keep DIR] [--unsafe]
 
 The class: copies of the solution and of the handed-out exercise notebook with small variations
 — partly solved (k of the 7 solutions pasted in), one wrong answer, extra scratch cells, a
@@ -69,13 +69,14 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=30)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="write the class and the gradebook here (default: a temp folder)")
+    parser.add_argument("--unsafe", action="store_true", help="grade without the bubblewrap sandbox (to measure its cost)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
         expected = make_class(root / "submitted", args.n)
         env = {**os.environ, "PYTHONPATH": str(REPO), "SLT_PROGRESS": os.environ.get("SLT_PROGRESS", "1")}
         cmd = [sys.executable, "-m", "slt_course_utils.grade", str(root / "submitted"),
-               "--out", str(root / "out"), "--jobs", str(args.jobs)]
+               "--out", str(root / "out"), "--jobs", str(args.jobs)] + (["--unsafe"] if args.unsafe else [])
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=REPO, env=env, text=True, stdout=subprocess.PIPE)
         wall = time.perf_counter() - start
@@ -85,7 +86,7 @@ def main() -> int:
         for row in rows:
             got[row["student"]] = got.get(row["student"], 0.0) + row["points"]
         wrong = {s: (got.get(s), p) for s, p in expected.items() if got.get(s) != p}
-        print(f"{args.n} submissions, --jobs {args.jobs}: {wall:.1f} s wall "
+        print(f"{args.n} submissions, --jobs {args.jobs}{' --unsafe' if args.unsafe else ''}: {wall:.1f} s wall "
               f"({wall / args.n:.1f} s per notebook); load average now {os.getloadavg()[0]:.1f}")
         if wrong:
             print(f"UNEXPECTED scores (got, expected): {wrong}")

@@ -1,73 +1,68 @@
 """Grade student notebooks against the course's own checks (instructors' tool).
 
     python -m slt_course_utils.grade SUBMISSIONS... --out DIR [--chapter NN_slug]
-        [--cell-timeout 60] [--total-timeout 600] [--jobs 2] [--memory-limit-mb 2048]
+        [--cell-timeout 60] [--total-timeout 600] [--jobs 2] [--memory-limit-mb 2048] [--unsafe]
 
-A submission is a notebook file; a folder is graded notebook by notebook, either flat
-(``DIR/<student>.ipynb``: the student is the file stem) or one folder per student
-(``DIR/<student>/.../<notebook>.ipynb``: the student is the first folder under ``DIR``).
+A submission is a notebook file; a folder is graded notebook by notebook. The student is the
+notebook's path relative to the folder without ``.ipynb`` (``section1/carol_00_x``), or its folder's
+path when the file is just named like the chapter (``bob/00_bayesian_learning.ipynb`` → ``bob``).
 
-How one notebook is graded:
+How one notebook is graded (docs/INSTRUCTORS.md argues why a pass can't be forged):
 
 1. The chapter is ``--chapter`` if given, else the chapter whose ``NN_slug`` the file name
-   contains, else the chapter its content points to (check grade ids, ``chNN`` check-module
-   imports, the exercise function names). If the name and the content disagree the notebook
-   is reported as the wrong chapter (and graded against the chapter asked for, so it scores 0).
-2. The exercises — grade id, points, check call — are read from the chapter's SOLUTION
-   notebook (``solutions/NN_slug.ipynb``), never from the student's notebook: editing or
-   deleting a check cell gains nothing.
-3. The student's code cells run in a fresh kernel in a private temporary folder, except
-   check cells (nbgrader ``grade: true``, or any cell that calls ``check_...(``). A cell that
-   raises does not stop the rest. A cell that runs past ``--cell-timeout``, kills the kernel
-   (``os._exit``, a segfault) or runs out of memory (the kernel's data memory is capped
-   at ``--memory-limit-mb`` with ``RLIMIT_DATA``) is recorded, the kernel is restarted and the
-   cells before it are replayed without it, so later exercises can still pass.
-4. The canonical check calls then run in that kernel (the course's check modules freshly
-   re-imported), each one recorded as passed or failed with its message.
+   contains, else the chapter its content points to. If the name and the content disagree the
+   notebook is reported as the wrong chapter (and graded against the chapter asked for: 0).
+2. The exercises — grade id, points, check cell — come from the chapter's SOLUTION notebook.
+3. The student's code cells (all but the check cells, known by nbgrader metadata only) run one by
+   one in a sandboxed plain-Python student process (:mod:`slt_course_utils.grading.sandbox`:
+   bubblewrap, uid 65534, no network, a read-only package snapshot, RLIMIT_AS). ``exit()`` is blamed
+   on its cell; a cell that kills the process or times out is blamed, the process restarted and
+   the other cells replayed.
+4. Each canonical check cell then runs HERE, in the grader, where no student code runs: the
+   student's functions are proxies that run in the student process and return plain data only
+   (:mod:`slt_course_utils.grading.checking`, :mod:`slt_course_utils.grading.wire`).
 
-Outputs in ``--out``: ``gradebook.csv`` and ``gradebook.json`` (one row per student and
-exercise: student, chapter, exercise, passed, points, max_points, message, runtime_s),
-``issues.csv`` (what went wrong in each notebook outside the checks) and
-``feedback/<student>.md``. A summary is printed. Exit status 0 once everything is graded,
-whatever the students' scores; 2 for a usage error.
+Outputs in ``--out``: ``gradebook.csv`` and ``gradebook.json`` (one row per student and exercise:
+student, chapter, exercise, passed, points, max_points, message, runtime_s; written from one list,
+atomically), ``issues.csv`` and ``feedback/<student>.md``. Exit status 0 once everything is graded,
+whatever the students' scores; 2 for a usage error or when the sandbox is unavailable (see --unsafe).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import atexit
 import csv
+import hashlib
+import io
 import json
 import os
-import queue
 import re
 import shutil
-import signal
 import sys
 import tempfile
 import threading
 import time
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
 
+from slt_course_utils.grading import checking, sandbox
+from slt_course_utils.grading.sandbox import Reply
 from slt_course_utils.progress import progress
-
-try:
-    import resource
-except ImportError:  # Windows: no memory limit
-    resource = None
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS_DIR = PACKAGE_ROOT / "solutions"
 CHAPTER_NAME = re.compile(r"(\d\d)_[a-z0-9_]*[a-z0-9]")
-CHECK_CALL = re.compile(r"(?<!def )\bcheck_\w*\s*\(")
 CHECK_IMPORT = re.compile(r"^\s*(from\s+slt_course_utils\.checks\s+import\s+.+|import\s+slt_course_utils\.checks\b.*)$", re.M)
 CHECK_MODULE_REF = re.compile(r"\bch(\d\d)\s*\.\s*check_|slt_course_utils\.checks\s+import\s+ch(\d\d)\b|slt_course_utils\.checks\.ch(\d\d)\b")
 GRADE_ID_CHAPTER = re.compile(r"^ch(\d\d)-")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-MAX_OUTPUT_CHARS = 20_000
+MAX_NOTEBOOK_MB = 20
 MAX_MESSAGE_CHARS = 2_000
 FIELDS = ["student", "chapter", "exercise", "passed", "points", "max_points", "message", "runtime_s"]
 
@@ -159,151 +154,6 @@ def chapter_from_content(nb, chapters: dict[str, Chapter]) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------
-# A kernel that survives its student: timeouts, deaths and memory, with restarts
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ExecResult:
-    status: str  # "ok", "error", "timeout", "dead"
-    output: str = ""
-    ename: str = ""
-    evalue: str = ""
-    elapsed: float = 0.0
-
-    @property
-    def fatal(self) -> bool:
-        """The kernel can't be trusted afterwards: restart it (and replay the cells before)."""
-        return self.status in ("timeout", "dead") or self.ename == "MemoryError"
-
-
-class KernelSession:
-    """One Jupyter kernel for one submission, in ``cwd``, with an address-space limit."""
-
-    def __init__(self, cwd: Path, *, kernel_name: str = "python3", memory_limit_mb: int | None = 2048,
-                 startup_timeout: float = 60.0) -> None:
-        self.cwd = cwd
-        self.kernel_name = kernel_name
-        self.memory_limit_mb = memory_limit_mb
-        self.startup_timeout = startup_timeout
-        self.km = None
-        self.kc = None
-        self.starts = 0
-        self.log_path = cwd.parent / "kernel.log"
-
-    def _env(self) -> dict[str, str]:
-        env = os.environ.copy()
-        path = env.get("PYTHONPATH", "")
-        env["PYTHONPATH"] = str(PACKAGE_ROOT) + (os.pathsep + path if path else "")
-        # One thread per kernel: --jobs kernels share the cores, and few threads keep the
-        # address space (which the memory limit caps) small.
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
-            env[var] = "1"
-        env["MALLOC_ARENA_MAX"] = "2"
-        env["SLT_PROGRESS"] = "0"
-        env["MPLBACKEND"] = "Agg"
-        env.pop("JPY_SESSION_NAME", None)
-        return env
-
-    def start(self) -> None:
-        from jupyter_client import KernelManager
-
-        self.shutdown()
-        self.km = KernelManager(kernel_name=self.kernel_name)
-        with open(self.log_path, "ab") as log:
-            self.km.start_kernel(cwd=str(self.cwd), env=self._env(), stdout=log, stderr=log)
-        self.starts += 1
-        self._limit_memory()
-        self.kc = self.km.client()
-        self.kc.start_channels()
-        try:
-            self.kc.wait_for_ready(timeout=self.startup_timeout)
-        except RuntimeError as err:
-            raise RuntimeError(f"the kernel did not start: {err}") from err
-
-    def _limit_memory(self) -> None:
-        if not self.memory_limit_mb or not hasattr(resource, "prlimit"):
-            return
-        pid = getattr(self.km.provisioner, "pid", None)
-        if pid is None:
-            return
-        # RLIMIT_DATA caps the kernel's private writable memory: heap and anonymous mappings
-        # (Python objects, NumPy arrays, torch tensors), which is what a runaway cell eats;
-        # unlike RLIMIT_AS it does not count shared libraries or untouched reservations, so
-        # the limit means about what it says (a kernel with torch loaded uses ~400 MB of it).
-        limit = int(self.memory_limit_mb) * 1024 * 1024
-        resource.prlimit(pid, resource.RLIMIT_DATA, (limit, limit))
-
-    def death_note(self) -> str:
-        """How the kernel process ended: "exit status 3", "signal SIGSEGV", or ""."""
-        process = getattr(getattr(self.km, "provisioner", None), "process", None)
-        try:
-            code = process.poll() if process is not None else None
-        except Exception:  # noqa: BLE001
-            return ""
-        if code is None:
-            return ""
-        if code < 0:
-            try:
-                return f"killed by signal {signal.Signals(-code).name}"
-            except ValueError:
-                return f"killed by signal {-code}"
-        return f"exit status {code}"
-
-    def shutdown(self) -> None:
-        if self.kc is not None:
-            try:
-                self.kc.stop_channels()
-            except Exception:  # noqa: BLE001
-                pass
-            self.kc = None
-        if self.km is not None:
-            try:
-                self.km.shutdown_kernel(now=True)
-            except Exception:  # noqa: BLE001
-                pass
-            self.km = None
-
-    def execute(self, code: str, timeout: float) -> ExecResult:
-        """Run ``code``; wait at most ``timeout`` seconds for it to finish."""
-        start = time.perf_counter()
-        msg_id = self.kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
-        deadline = start + max(timeout, 0.0)
-        out: list[str] = []
-        size = 0
-        result = ExecResult("ok")
-        while True:
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                result.status = "timeout"
-                break
-            try:
-                msg = self.kc.get_iopub_msg(timeout=min(0.5, remaining))
-            except queue.Empty:
-                if not self.km.is_alive():
-                    result.status = "dead"
-                    break
-                continue
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "stream" and size < MAX_OUTPUT_CHARS:
-                out.append(content.get("text", ""))
-                size += len(out[-1])
-            elif kind == "error":
-                result.status = "error"
-                result.ename = content.get("ename", "")
-                result.evalue = content.get("evalue", "")
-            elif kind == "status" and content.get("execution_state") == "idle":
-                break
-        if result.status == "dead":
-            result.evalue = self.death_note()
-        result.output = ANSI.sub("", "".join(out))[:MAX_OUTPUT_CHARS]
-        result.elapsed = time.perf_counter() - start
-        return result
-
-
-# --------------------------------------------------------------------------------------------
 # Grading one submission
 # --------------------------------------------------------------------------------------------
 
@@ -350,25 +200,37 @@ class Options:
     cell_timeout: float = 60.0
     total_timeout: float = 600.0
     memory_limit_mb: int | None = 2048
-    kernel_name: str = "python3"
+    unsafe: bool = False  # run student code without the bubblewrap sandbox (only rlimits)
+    snapshot: str | None = None  # the read-only package copy student processes import (made on first use)
 
 
 def _short(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    text = text.strip()
+    text = ANSI.sub("", text).strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _describe(res: ExecResult, timeout: float, memory_limit_mb: int | None, restarted: bool = True) -> str:
-    """What went wrong, for a student; ``restarted`` says whether grading went on in a fresh kernel."""
-    after = "; the kernel was restarted" if restarted else "; no time was left to restart the kernel"
-    if res.status == "timeout":
+def _describe(reply: Reply, timeout: float, memory_limit_mb: int | None, restarted: bool = True) -> str:
+    """What went wrong in a cell, for a student; ``restarted`` says whether grading went on in a fresh process."""
+    after = "; the process was restarted without this cell" if restarted else "; no time was left to restart it"
+    body = reply.body
+    if reply.status == "timeout":
         return f"timed out after {timeout:.0f} s (an infinite loop, or too slow){after}"
-    if res.status == "dead":
-        note = f" [{res.evalue}]" if res.evalue else ""
-        return f"the kernel died (os._exit, a crash or running out of memory){note}{after}"
-    if res.ename == "MemoryError":
-        return f"ran out of memory (MemoryError; the limit is {memory_limit_mb} MB){after}"
-    return _short(f"{res.ename}: {res.evalue}")
+    if reply.status == "dead":
+        note = f" [{body['note']}]" if body.get("note") else ""
+        return f"the process died (os._exit, a crash or running out of memory){note}{after}"
+    if reply.status == "exit":
+        return (f"called exit()/quit()/sys.exit ({_short(str(body.get('evalue', '')), 80)}): the cell was stopped there "
+                "and is not run again; the other cells were graded")
+    if body.get("ename") == "MemoryError" or "Cannot allocate memory" in str(body.get("evalue", "")):
+        return f"ran out of memory ({body.get('ename')}; the limit is {memory_limit_mb} MB){after}"
+    return _short(f"{body.get('ename', 'Error')}: {body.get('evalue', '')}")
+
+
+def _fatal(reply: Reply) -> bool:
+    """The process can't be trusted after this cell: restart it and replay the cells before, without this one."""
+    return reply.status in ("timeout", "dead") or (
+        reply.status == "error" and (reply.body.get("ename") == "MemoryError"
+                                     or "Cannot allocate memory" in str(reply.body.get("evalue", ""))))
 
 
 def _cell_label(index: int, source: str) -> str:
@@ -377,10 +239,69 @@ def _cell_label(index: int, source: str) -> str:
     return f"cell {index + 1} ({first[:50]!r})"
 
 
+def _nbgrader(cell) -> dict:
+    meta = cell.get("metadata", {})
+    meta = meta.get("nbgrader", {}) if isinstance(meta, dict) else {}
+    return meta if isinstance(meta, dict) else {}
+
+
 def is_check_cell(cell) -> bool:
-    """A check cell: nbgrader ``grade: true`` metadata, or a cell that calls ``check_...(``."""
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return bool(meta.get("grade")) or bool(CHECK_CALL.search(cell.get("source", "")))
+    """A check cell: nbgrader ``grade: true`` and not ``solution: true`` (metadata only, never the source)."""
+    meta = _nbgrader(cell)
+    return bool(meta.get("grade")) and not bool(meta.get("solution"))
+
+
+def defines_something(source: str) -> bool:
+    """Whether a cell binds a name (def, class, assignment, import other than a check module, ...)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return True  # can't tell: run it (its error is reported)
+    for node in tree.body:
+        if isinstance(node, ast.Expr):
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module == "slt_course_utils.checks":
+            continue
+        if isinstance(node, ast.Import) and all(a.name.startswith("slt_course_utils.checks") for a in node.names):
+            continue
+        return True
+    return False
+
+
+MAGIC = re.compile(r"^([ \t]*)[%!].*$", re.M)
+
+
+def runnable_cells(nb, chapter: Chapter) -> tuple[list[tuple[int, str]], list[str]]:
+    """The code cells to run (IPython magics made no-ops) and the issues about cells that are not run.
+
+    A check cell (by its nbgrader metadata) that only calls checks is not run: the grader runs the
+    solution's own check instead. It is reported when it differs from the handed-out one. Any cell
+    that defines something runs, whatever its metadata.
+    """
+    canonical = {_normalise(_visible(e.source)) for e in chapter.exercises}
+    cells, notes = [], []
+    for index, cell in enumerate(nb.cells):
+        source = cell.get("source", "")
+        if cell.get("cell_type") != "code" or not isinstance(source, str) or not source.strip():
+            continue
+        if is_check_cell(cell) and not defines_something(source):
+            if _normalise(source) not in canonical:
+                notes.append(f"{_cell_label(index, source)} is a check cell that differs from the handed-out one: "
+                             "it was not run (the course's own check was run instead)")
+            continue
+        if source.lstrip().startswith("%%"):
+            notes.append(f"{_cell_label(index, source)} is a cell magic ({source.split()[0]}): it was not run")
+            continue
+        cells.append((index, MAGIC.sub(r"\1pass  # IPython magic or shell command, not run by the grader", source)))
+    return cells, notes
+
+
+def _visible(source: str) -> str:
+    return re.sub(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", "", source, flags=re.S)
+
+
+def _normalise(source: str) -> str:
+    return "\n".join(line.rstrip() for line in source.strip().splitlines() if line.strip())
 
 
 def _fail_all(sub: Submission, chapter: Chapter, message: str, issues: list[str], t0: float) -> Result:
@@ -388,18 +309,15 @@ def _fail_all(sub: Submission, chapter: Chapter, message: str, issues: list[str]
     return Result(sub.student, str(sub.path), chapter.name, rows, issues, time.perf_counter() - t0)
 
 
-def _preamble(chapter: Chapter) -> str:
-    """Re-import the course's modules fresh (undoing any monkeypatching), then the check modules."""
-    return "\n".join([
-        "import sys as _slt_sys",
-        "for _slt_m in [m for m in list(_slt_sys.modules) if m == 'slt_course_utils' or m.startswith('slt_course_utils.')]:",
-        "    del _slt_sys.modules[_slt_m]",
-        *chapter.check_imports,
-    ])
-
-
 def read_notebook(path: Path):
     """The notebook at ``path``, or raise ValueError with a message fit for a student."""
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise ValueError(f"the file could not be read ({err.strerror})") from err
+    if size > MAX_NOTEBOOK_MB * 1024 * 1024:
+        raise ValueError(f"the notebook is {size / 1024 / 1024:.1f} MB, over the {MAX_NOTEBOOK_MB} MB limit: "
+                         "clear its outputs (Edit → Clear Outputs of All Cells), save, and hand it in again")
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -418,6 +336,29 @@ def read_notebook(path: Path):
     if not isinstance(nb.get("cells"), list):
         raise ValueError("the file is not a valid notebook: it has no list of cells")
     return nb
+
+
+_SNAPSHOT_LOCK = threading.Lock()
+_SNAPSHOT: list[str] = []
+
+
+def package_snapshot() -> str:
+    """The read-only copy of ``slt_course_utils`` that student processes import (made once per grader run)."""
+    with _SNAPSHOT_LOCK:
+        if not _SNAPSHOT:
+            root = Path(tempfile.mkdtemp(prefix="slt-grade-package-"))
+            sandbox.snapshot_package(root / "pkg")
+            atexit.register(_remove_snapshot, root)
+            _SNAPSHOT.append(str(root / "pkg"))
+        return _SNAPSHOT[0]
+
+
+def _remove_snapshot(root: Path) -> None:
+    for dirpath, dirs, _ in os.walk(root):
+        for name in dirs:
+            os.chmod(os.path.join(dirpath, name), 0o755)
+    os.chmod(root / "pkg", 0o755)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def grade_submission(sub: Submission, chapters: dict[str, Chapter], opts: Options) -> Result:
@@ -448,109 +389,100 @@ def grade_submission(sub: Submission, chapters: dict[str, Chapter], opts: Option
         issues.append(f"wrong chapter: this notebook is {content}, but it was graded as {wanted}"
                       + (" (--chapter)" if opts.chapter else " (from its file name)"))
 
-    cells = [(i, c) for i, c in enumerate(nb.cells) if c.get("cell_type") == "code"]
-    student_cells = [(i, c.source) for i, c in cells if not is_check_cell(c) and c.source.strip()]
-    workdir = Path(tempfile.mkdtemp(prefix="slt-grade-"))
-    (workdir / "work").mkdir()
-    kernel = KernelSession(workdir / "work", kernel_name=opts.kernel_name, memory_limit_mb=opts.memory_limit_mb)
+    cells, notes = runnable_cells(nb, chapter)
+    issues += notes
+    snapshot = opts.snapshot or package_snapshot()
+    if not opts.unsafe:
+        problem = sandbox.sandbox_problem(snapshot)
+        if problem:
+            issues.append(f"not graded: the sandbox is unavailable ({problem}); see docs/INSTRUCTORS.md (--unsafe)")
+            return _fail_all(sub, chapter, issues[-1], issues, t0)
+    process = sandbox.StudentProcess(snapshot, sub.path, memory_limit_mb=opts.memory_limit_mb, unsafe=opts.unsafe)
+    session = checking.Session(process)
     deadline = t0 + opts.total_timeout
-    skipped: set[int] = set()  # cells that broke the kernel: never replayed
-    done: list[tuple[int, str]] = []  # student cells run so far (replayed after a restart)
+    blamed: set[int] = set()  # cells that exited or broke the process: never run again
+    done: list[tuple[int, str]] = []  # cells run so far (replayed after a restart)
     rows: list[Row] = []
 
     def time_left() -> float:
         return deadline - time.perf_counter()
 
-    def restart(replay_checks: bool) -> None:
-        """A fresh kernel with the student's cells so far replayed (minus the ones that broke it)."""
-        while True:
-            kernel.start()
+    def restart() -> None:
+        """A fresh process with the cells so far replayed (minus the blamed ones)."""
+        while time_left() > 0:
+            process.start()
             for index, source in done:
-                if index in skipped:
+                if index in blamed:
                     continue
                 if time_left() <= 0:
                     return
-                res = kernel.execute(source, min(opts.cell_timeout, time_left()))
-                if res.fatal:
-                    skipped.add(index)
+                reply = process.request(("cell", index, source), min(opts.cell_timeout, time_left()))
+                if _fatal(reply) or reply.status == "exit":
+                    blamed.add(index)
                     issues.append(f"{_cell_label(index, source)} on replay: "
-                                  f"{_describe(res, opts.cell_timeout, opts.memory_limit_mb, restarted=time_left() > 0)}")
+                                  f"{_describe(reply, opts.cell_timeout, opts.memory_limit_mb, time_left() > 0)}")
                     break
             else:
-                if replay_checks:
-                    kernel.execute(_preamble(chapter), min(opts.cell_timeout, max(time_left(), 1.0)))
-                return
-            if time_left() <= 0:
                 return
 
     try:
         try:
-            kernel.start()
+            process.start()
         except Exception as err:  # noqa: BLE001
-            issues.append(f"the kernel could not be started: {err}")
+            issues.append(f"the student process could not be started: {err}")
             return _fail_all(sub, chapter, f"not graded: {issues[-1]}", issues, t0)
 
-        for index, source in student_cells:
+        for index, source in cells:
             if time_left() <= 0:
-                issues.append(f"total time limit of {opts.total_timeout:.0f} s reached: cells from {_cell_label(index, source)} on were not run")
+                issues.append(f"total time limit of {opts.total_timeout:.0f} s reached: cells from "
+                              f"{_cell_label(index, source)} on were not run")
                 break
             timeout = min(opts.cell_timeout, time_left())
-            res = kernel.execute(source, timeout)
+            reply = process.request(("cell", index, source), timeout)
             done.append((index, source))
-            if res.status == "ok":
+            if reply.status == "ok":
                 continue
             issues.append(f"{_cell_label(index, source)}: "
-                          f"{_describe(res, timeout, opts.memory_limit_mb, restarted=time_left() > 0)}")
-            if res.fatal:
-                skipped.add(index)
+                          f"{_describe(reply, timeout, opts.memory_limit_mb, restarted=time_left() > 0)}")
+            if reply.status == "exit":
+                blamed.add(index)
+            elif _fatal(reply):
+                blamed.add(index)
                 if time_left() > 0:
-                    restart(replay_checks=False)
-
-        if time_left() > 0:
-            res = kernel.execute(_preamble(chapter), min(opts.cell_timeout, time_left()))
-            if res.status != "ok":
-                issues.append("importing the check modules failed: "
-                              f"{_describe(res, opts.cell_timeout, opts.memory_limit_mb, restarted=time_left() > 0)}")
-                if res.fatal and time_left() > 0:
-                    restart(replay_checks=True)
+                    restart()
 
         for ex in chapter.exercises:
             if time_left() <= 0:
                 rows.append(Row(sub.student, chapter.name, ex.grade_id, False, 0.0, ex.points,
                                 f"not run: the notebook reached the total time limit of {opts.total_timeout:.0f} s", 0.0))
                 continue
-            timeout = min(opts.cell_timeout, time_left())
-            res = kernel.execute(ex.source, timeout)
-            passed = res.status == "ok"
-            if passed:
-                lines = [line for line in res.output.splitlines() if line.startswith("✔")]
-                message = lines[-1] if lines else "passed"
-            elif res.ename == "NameError":
-                name = re.search(r"name '(\w+)' is not defined", res.evalue)
+            if not process.alive():
+                restart()
+            start = time.perf_counter()
+            outcome = checking.run_check(ex.source, ex.grade_id, session, min(opts.cell_timeout, time_left()),
+                                         preamble="\n".join(chapter.check_imports))
+            message = outcome.message
+            if not outcome.passed and outcome.ename == "NameError":
+                name = re.search(r"name '(\w+)' is not defined", message)
                 message = (f"{name.group(1) if name else 'a name'} is not defined: the exercise's function is missing or "
-                           f"was renamed, or its cell raised an error (see the notebook's issues). ({res.evalue})")
-            elif res.ename in ("CheckFailure", "AssertionError"):
-                message = _short(res.evalue) or f"{res.ename} (an assertion in the check, e.g. a hidden test, failed)"
-            else:
-                message = _describe(res, timeout, opts.memory_limit_mb, restarted=time_left() > 0)
-                if res.status == "timeout":
-                    message = "the check " + message
+                           f"was renamed, or its cell raised an error (see the notebook's issues). ({message})")
+            elif not outcome.passed and outcome.ename in ("CheckFailure", "AssertionError") and not message.strip():
+                message = f"{outcome.ename} (an assertion in the check, e.g. a hidden test, failed)"
             if wrong:
                 message = f"wrong chapter ({content}, expected {wanted}): {message}"
-            rows.append(Row(sub.student, chapter.name, ex.grade_id, passed, ex.points if passed else 0.0,
-                            ex.points, _short(message), round(res.elapsed, 3)))
-            if res.fatal and time_left() > 0:
-                restart(replay_checks=True)
+            rows.append(Row(sub.student, chapter.name, ex.grade_id, outcome.passed, ex.points if outcome.passed else 0.0,
+                            ex.points, _short(message), round(time.perf_counter() - start, 3)))
+            if outcome.fatal and time_left() > 0:
+                restart()
     except Exception as err:  # noqa: BLE001 - a grader bug must not lose the other students
         issues.append(f"internal grader error: {type(err).__name__}: {err}")
         graded = {r.exercise for r in rows}
         rows += [Row(sub.student, chapter.name, e.grade_id, False, 0.0, e.points, f"not graded: {issues[-1]}", 0.0)
                  for e in chapter.exercises if e.grade_id not in graded]
     finally:
-        kernel.shutdown()
-        shutil.rmtree(workdir, ignore_errors=True)
-    if kernel.starts > 1:
-        issues.append(f"the kernel was restarted {kernel.starts - 1} time(s)")
+        process.stop()
+    if process.starts > 1:
+        issues.append(f"the student process was restarted {process.starts - 1} time(s)")
     return Result(sub.student, str(sub.path), chapter.name, rows, issues, time.perf_counter() - t0)
 
 
@@ -563,26 +495,38 @@ def _is_hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
+def _named_like_chapter(path: Path, chapters: dict[str, Chapter]) -> bool:
+    """``NN_slug.ipynb``, ``NN_slug (1).ipynb``, ``NN_slug-v2.ipynb``: the name says nothing about who."""
+    return any(path.stem == name or (path.stem.startswith(name) and not path.stem[len(name)].isalnum())
+               for name in chapters)
+
+
+def student_name(rel: Path, chapters: dict[str, Chapter]) -> str:
+    """The student of a notebook at ``rel`` (relative to the submissions folder): its full relative path
+    without ``.ipynb``, or the path of its folder when the file is just named like the chapter."""
+    if len(rel.parts) > 1 and _named_like_chapter(rel, chapters):
+        return "/".join(rel.parts[:-1])
+    return "/".join(rel.with_suffix("").parts)
+
+
 def collect_submissions(targets: list[Path], chapters: dict[str, Chapter]) -> list[Submission]:
-    """Notebooks to grade, with student names (see the module docstring); names are made unique."""
+    """Notebooks to grade, with student names (see :func:`student_name`); names are made unique."""
     found: list[Submission] = []
     for target in targets:
         if target.is_dir():
             for path in sorted(target.rglob("*.ipynb")):
                 if _is_hidden(path, target) or not path.is_file():
                     continue
-                rel = path.relative_to(target)
-                student = rel.parts[0] if len(rel.parts) > 1 else path.stem
-                found.append(Submission(student, path))
+                found.append(Submission(student_name(path.relative_to(target), chapters), path))
         elif target.exists():
             student = target.stem
-            if target.stem in chapters and target.parent.name:  # .../<student>/NN_slug.ipynb
+            if _named_like_chapter(target, chapters) and target.resolve().parent.name:  # .../<student>/NN_slug.ipynb
                 student = target.resolve().parent.name
             found.append(Submission(student, target))
         else:
             raise FileNotFoundError(f"{target}: no such file or folder")
     # One student may hand in several notebooks (chapters); the same student and the same
-    # notebook name twice gets a suffix.
+    # chapter twice gets a suffix.
     seen: dict[tuple[str, str], int] = {}
     for sub in found:
         key = (sub.student, chapter_from_name(sub.path, chapters) or sub.path.name)
@@ -593,7 +537,23 @@ def collect_submissions(targets: list[Path], chapters: dict[str, Chapter]) -> li
 
 
 def _safe_filename(name: str) -> str:
-    return re.sub(r"[^\w.@+-]+", "_", name).strip("._") or "student"
+    return re.sub(r"[^\w.@+-]+", "_", unicodedata.normalize("NFC", name)).strip("._") or "student"
+
+
+def feedback_filenames(students: list[str]) -> dict[str, str]:
+    """A distinct, safe file name per student: the name itself when it is safe and unique (ignoring case
+    and Unicode normalisation), else the safe form plus 8 hex digits of the name's SHA-256."""
+    safe = {s: _safe_filename(s) for s in students}
+    count: dict[str, int] = {}
+    for name in safe.values():
+        key = name.casefold()
+        count[key] = count.get(key, 0) + 1
+    out = {}
+    for student, name in safe.items():
+        if name != student or count[name.casefold()] > 1:
+            name = f"{name}-{hashlib.sha256(student.encode()).hexdigest()[:8]}"
+        out[student] = f"{name}.md"
+    return out
 
 
 def _fmt(x: float) -> str:
@@ -620,27 +580,43 @@ def feedback_markdown(student: str, results: list[Result]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _csv_text(header: list[str], rows: list[list]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
 def write_outputs(results: list[Result], out: Path) -> None:
+    """gradebook.csv and gradebook.json from one list of rows, issues.csv, feedback/; each file replaced atomically."""
     out.mkdir(parents=True, exist_ok=True)
     rows = [asdict(r) for res in results for r in res.rows]
-    with open(out / "gradebook.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    (out / "gradebook.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    with open(out / "issues.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["student", "chapter", "notebook", "issue"])
-        for res in results:
-            for issue in res.issues:
-                writer.writerow([res.student, res.chapter, res.path, issue])
+    _write_atomically(out / "gradebook.csv", _csv_text(FIELDS, [[r[k] for k in FIELDS] for r in rows]))
+    _write_atomically(out / "gradebook.json", json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+    _write_atomically(out / "issues.csv", _csv_text(["student", "chapter", "notebook", "issue"],
+                                                    [[res.student, res.chapter, res.path, i] for res in results
+                                                     for i in res.issues]))
     feedback = out / "feedback"
     feedback.mkdir(exist_ok=True)
     by_student: dict[str, list[Result]] = {}
     for res in results:
         by_student.setdefault(res.student, []).append(res)
+    names = feedback_filenames(list(by_student))
     for student, results_ in by_student.items():
-        (feedback / f"{_safe_filename(student)}.md").write_text(feedback_markdown(student, results_), encoding="utf-8")
+        _write_atomically(feedback / names[student], feedback_markdown(student, results_))
 
 
 def summary(results: list[Result], wall: float) -> str:
@@ -657,7 +633,7 @@ def summary(results: list[Result], wall: float) -> str:
 
 def grade_all(subs: list[Submission], chapters: dict[str, Chapter], opts: Options, jobs: int = 2,
               show_progress: bool | None = None) -> list[Result]:
-    """Grade ``subs`` with ``jobs`` kernels at a time; results in the order of ``subs``."""
+    """Grade ``subs`` with ``jobs`` student processes at a time; results in the order of ``subs``."""
     results: dict[int, Result] = {}
     lock = threading.Lock()
 
@@ -689,9 +665,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--total-timeout", type=float, default=600.0, help="seconds per notebook (default 600)")
     parser.add_argument("--jobs", type=int, default=2, help="notebooks graded at once (default 2)")
     parser.add_argument("--memory-limit-mb", type=int, default=2048,
-                        help="memory limit of each kernel (RLIMIT_DATA) in MB, 0 for none (default 2048)")
+                        help="memory a student process may add to its address space (RLIMIT_AS) once Python, "
+                             "NumPy and torch are loaded, in MB; 0 for none (default 2048)")
     parser.add_argument("--solutions", type=Path, default=SOLUTIONS_DIR, help="folder of solution notebooks")
-    parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
+    parser.add_argument("--unsafe", action="store_true",
+                        help="grade even where the bubblewrap sandbox cannot start (student code then runs with "
+                             "your rights: trusted notebooks only)")
     args = parser.parse_args(argv)
 
     chapters = load_chapters(args.solutions)
@@ -713,8 +692,22 @@ def main(argv: list[str] | None = None) -> int:
     if not subs:
         print("error: no notebooks (*.ipynb) found in " + " ".join(map(str, args.submissions)), file=sys.stderr)
         return 2
+    snapshot = package_snapshot()
+    problem = sandbox.sandbox_problem(snapshot)
+    if problem and not args.unsafe:
+        print(f"error: REFUSING TO GRADE: the sandbox is unavailable here: {problem}.\n"
+              "Student code must not run unsandboxed. Install Debian's 'bubblewrap' package (make test does it "
+              "as root), or pass --unsafe to grade trusted notebooks without it (see docs/INSTRUCTORS.md).",
+              file=sys.stderr)
+        return 2
+    if args.unsafe:
+        print("WARNING: --unsafe: student code runs WITHOUT the sandbox, with your rights: it can read and write "
+              "your files (the solutions, other submissions, the gradebook) and use the network.", file=sys.stderr)
+    import torch
+
+    torch.set_num_threads(1)  # the checks run here, one per grading thread
     opts = Options(chapter=chapter, cell_timeout=args.cell_timeout, total_timeout=args.total_timeout,
-                   memory_limit_mb=args.memory_limit_mb or None, kernel_name=args.kernel)
+                   memory_limit_mb=args.memory_limit_mb or None, unsafe=args.unsafe, snapshot=snapshot)
     start = time.perf_counter()
     results = grade_all(subs, chapters, opts, jobs=args.jobs)
     write_outputs(results, args.out)
