@@ -17,6 +17,11 @@ def _kgon_no_positive(k, c, length, bias, positive_biases=0):
     return SOL["kgon"](k, c, length, bias, 0)
 
 
+def _classify_dead_last(W, b):
+    k = int((W.norm(dim=0) > 0.5).sum())
+    return k, int((b[k:] > 0).sum())
+
+
 def _loss_mean_over_outputs(W, b):
     return SOL["high_sparsity_loss"](W, b) / W.shape[1]
 
@@ -56,6 +61,7 @@ CASES = {
         {
             "counts all positive biases": lambda W, b: (int((W.norm(dim=0) > 0.5).sum()), int((b > 0).sum())),
             "threshold zero": lambda W, b: SOL["classify"](W, b, threshold=0.0),
+            "assumes the dead columns come last": _classify_dead_last,
         },
     ),
     "check_critical_sample_size": (

@@ -176,3 +176,16 @@ def test_generalisation_error_of_the_truth_is_zero_and_positive_otherwise():
     # Predictive = N(0.3x, 1) vs truth N(0, 1): KL = E[(0.3x)²]/2 = 0.045 (a² = 0.3).
     draws = torch.full((10, 1), math.sqrt(0.3), dtype=torch.float64)
     assert fe.bayes_generalisation_error(m.SQUARE, [0.0], draws) == pytest.approx(0.045, rel=1e-10)
+
+
+def test_singular_fluctuation_limit_regular_is_half_and_square_model_is_exact():
+    # Regular one-parameter model: the limiting posterior is N(Z, 1), Var = 1, ν = d/2 = ½ exactly.
+    assert fe.singular_fluctuation_limit(0.5, one_sided=False) == pytest.approx(0.5, abs=1e-6)
+    # One-sided flat prior on t ≥ 0 (λ = ½, a half-normal limit): ν < ½, the boundary removes fluctuation.
+    half = fe.singular_fluctuation_limit(0.5, one_sided=True)
+    assert 0.2 < half < 0.5
+    # y = a²x, a ~ U[−1, 1]: density of t = a² ∝ t^{−½} on t > 0, λ = ¼. Converged in nodes and points.
+    nu = fe.singular_fluctuation_limit(0.25)
+    assert nu == pytest.approx(fe.singular_fluctuation_limit(0.25, nodes=200, points=16001), abs=1e-5)
+    with pytest.raises(ValueError, match="lam"):
+        fe.singular_fluctuation_limit(0.0)
