@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from slt_course_utils.checks import ch05
@@ -23,6 +24,10 @@ def _smaller_root(dl, dlam):
     return math.exp(lo)
 
 
+def _naive_exp_free_energy(lp, loss, n, mask, vol):
+    return -math.log((torch.exp(lp - n * loss)[mask].sum() * vol).item())
+
+
 def _gradient_ascent(loss_fn, init, lr, steps):
     return SOL["gradient_descent"](lambda w: -loss_fn(w), init, lr, steps)
 
@@ -33,6 +38,9 @@ CASES = {
         {
             "log volume forgotten": lambda lp, loss, n, mask, vol: -torch.logsumexp((lp - n * loss)[mask], 0).item(),
             "mask ignored": lambda lp, loss, n, mask, vol: SOL["local_free_energy"](lp, loss, n, torch.ones_like(mask), vol),
+            "naive exp underflows at large n": _naive_exp_free_energy,
+            "renormalised over the whole grid": lambda lp, loss, n, mask, vol: -(
+                torch.logsumexp((lp - n * loss)[mask], 0) - torch.logsumexp((lp - n * loss).flatten(), 0)).item(),
         },
     ),
     "check_phase_probability": (
@@ -59,8 +67,12 @@ CASES = {
     "check_phase_coefficients": (
         SOL["phase_coefficients"],
         {
-            "d/2 for both": lambda: {"simple": (1.0, 1), "accurate": (1.0, 1)},
-            "quartic in one direction only": lambda: {"simple": (0.75, 1), "accurate": (1.0, 1)},
+            "d/2 for both": lambda: {"simple": (1.0, 1), "accurate": (1.0, 1), "sextic": (0.5, 2)},
+            "quartic in one direction only": lambda: {"simple": (0.75, 1), "accurate": (1.0, 1), "sextic": (0.5, 2)},
+            "sextic: m = 1 (edge, not vertex)": lambda: {"simple": (0.5, 1), "accurate": (1.0, 1), "sextic": (0.5, 1)},
+            "sextic: the leading power along u, 1/6 + 1/4": lambda: {"simple": (0.5, 1), "accurate": (1.0, 1),
+                                                                   "sextic": (5 / 12, 1)},
+            "sextic key missing": lambda: {"simple": (0.5, 1), "accurate": (1.0, 1)},
         },
     ),
 }
@@ -69,3 +81,22 @@ CASES = {
 test_check_passes_on_the_solution, test_check_fails_on_the_stub, test_check_rejects_a_plausible_wrong_answer = (
     check_suite(ch05, CASES)
 )
+
+
+def test_local_free_energy_underflow_gets_a_hint():
+    with pytest.raises(AssertionError) as err:
+        ch05.check_local_free_energy(_naive_exp_free_energy)
+    assert "underflow" in str(err.value) and "logsumexp" in str(err.value)
+
+
+def test_right_answers_in_other_forms_pass():
+    ch05.check_phase_probability(lambda f1, f2: torch.sigmoid(torch.tensor(f1 - f2)).item())  # float32
+    ch05.check_phase_coefficients(lambda: {"simple": [0.5, 1], "accurate": [torch.tensor(1.0), 1],
+                                           "sextic": (torch.tensor(0.5), 2.0)})
+
+
+def test_phase_coefficients_message_does_not_print_the_answer():
+    with pytest.raises(AssertionError) as err:
+        ch05.check_phase_coefficients(lambda: {"simple": (0.5, 1), "accurate": (1.0, 1), "sextic": (0.5, 1)})
+    message = str(err.value)
+    assert "m is not right" in message and "(0.5, 2)" not in message

@@ -14,7 +14,13 @@ import numpy as np
 import torch
 
 from slt_course_utils import llc, llc_diagnostics
-from slt_course_utils.checks._core import CheckFailure, as_float, assert_close, call_student, exercise_check
+from slt_course_utils.checks._core import (
+    CheckFailure,
+    as_float,
+    assert_close,
+    call_student,
+    exercise_check,
+)
 from slt_course_utils.llc_models import (
     NormalCrossing,
     gaussian_nll,
