@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from slt_course_utils import phase_transitions as pt
 from slt_course_utils.checks import ch05
 
 from .check_suite import check_suite
@@ -26,6 +27,18 @@ def _smaller_root(dl, dlam):
 
 def _naive_exp_free_energy(lp, loss, n, mask, vol):
     return -math.log((torch.exp(lp - n * loss)[mask].sum() * vol).item())
+
+
+def _laplace(P, sign):
+    hess = torch.autograd.functional.hessian(P.loss, torch.tensor([1.0, 0.0], dtype=torch.float64))
+    minus_log_prior = -float(P.log_prior(torch.tensor([1.0, 0.0], dtype=torch.float64)))
+    return minus_log_prior - math.log(2 * math.pi) + sign * math.log(float(torch.linalg.det(hess)))
+
+
+def _constants_standard_prior(P):
+    got = SOL["phase_constants"](P)
+    shift = math.log(P.prior_std**2) + 0.5 / P.prior_std**2 - 0.5  # −log φ(±1, 0) with sd s, minus with sd 1
+    return {k: v - shift for k, v in got.items()}
 
 
 def _gradient_ascent(loss_fn, init, lr, steps):
@@ -73,6 +86,16 @@ CASES = {
             "sextic: the leading power along u, 1/6 + 1/4": lambda: {"simple": (0.5, 1), "accurate": (1.0, 1),
                                                                    "sextic": (5 / 12, 1)},
             "sextic key missing": lambda: {"simple": (0.5, 1), "accurate": (1.0, 1)},
+        },
+    ),
+    "check_phase_constants": (
+        SOL["phase_constants"],
+        {
+            "prior forgotten": lambda P: {k: v + float(P.log_prior(torch.tensor(P.minima[k], dtype=torch.float64)))
+                                          for k, v in SOL["phase_constants"](P).items()},
+            "standard normal prior (sd ignored)": _constants_standard_prior,
+            "log det with the wrong sign": lambda P: {**SOL["phase_constants"](P), "accurate": _laplace(P, -0.5)},
+            "read off the quadrature at n = 10⁶": lambda P: pt.local_free_energy_constants(P, n=1e6),
         },
     ),
 }

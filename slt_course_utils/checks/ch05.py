@@ -122,3 +122,30 @@ def check_phase_coefficients(phase_coefficients) -> str:
             raise CheckFailure(f"{phase} phase: your {' and '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not "
                                f"right (got {value}).\nHint: {_PHASE_HINTS[phase]}")
     return "λ and m of both phases, and of the sextic well (λ = ½ with m = 2)"
+
+
+@exercise_check
+def check_phase_constants(phase_constants) -> str:
+    """The O(1) constants c_i (Laplace for the quadratic phase, the quartic scaling integral for the other), exactly."""
+    # atol 1e-5: the exact constants are a closed form plus one smooth 2-D integral (good to 1e-12 with a fine
+    # trapezoid rule); reading them off a quadrature at finite n misses by O(n^{-1/4}) (4e-4 at n = 10⁶), and the
+    # wrong answers tested are off by ≥ 0.1.
+    potentials = [phase_transitions.TWO_PHASE,
+                  phase_transitions.TwoPhasePotential(loss_gap=0.01, alpha=0.2, prior_std=1.5),
+                  phase_transitions.TwoPhasePotential(loss_gap=0.003, alpha=0.05, prior_std=0.7)]
+    for P in potentials:
+        got = call_student(phase_constants, P)
+        if not isinstance(got, dict) or set(got) != set(phase_transitions.PHASES):
+            raise CheckFailure(f"phase_constants(P) should return a dict with keys {list(phase_transitions.PHASES)}.")
+        expected = phase_transitions.exact_local_constants(P)
+        label = f"(ΔL = {P.loss_gap}, α = {P.alpha}, prior sd {P.prior_std})"
+        assert_close(as_float(got["accurate"], "c_accurate"), expected["accurate"], what=f"c of the accurate phase {label}",
+                     rtol=0, atol=1e-5,
+                     hint="Laplace at (1, 0): ∫φe^{−nK} ≈ φ(1,0)·(2π/n)^{d/2}·det(∇²L)^{−1/2}, so "
+                          "c = −log φ(1,0) − log 2π + ½ log det ∇²L(1,0); the prior's sd enters φ.")
+        assert_close(as_float(got["simple"], "c_simple"), expected["simple"], what=f"c of the simple phase {label}",
+                     rtol=0, atol=1e-5,
+                     hint="K ≈ r u⁴ + ¼u²b² + b⁴ is homogeneous of degree 4: substitute (u, b) = n^{−1/4}(u', b') to get "
+                          "∫e^{−nK} = n^{−1/2}∫∫e^{−K(u',b')}du'db', so c = −log φ(−1,0) − log ∫∫e^{−K}; r = r(−1) is "
+                          "the coefficient of (a+1)⁴ in h(a) − ΔL at a = −1. Compute the 2-D integral on a fine grid.")
+    return "both constants exact for 3 potentials"
