@@ -94,7 +94,9 @@ def _diagnose_variant(kind):
             ("diverged", bool(d.get("diverged_chains"))),
             ("not a minimum", result.mean < 0),
             ("not equilibrated", not d.get("levelled_off") if kind == "None counts as failure" else d.get("levelled_off") is False),
-            ("localisation-dominated", d.get("lambda_quadratic") is not None and d["lambda_quadratic"] < 0.5 * d["lambda_quadratic_no_localization"]),
+            ("localisation-dominated", d.get("lambda_quadratic") is not None
+             and (result.mean if kind == "mean instead of lambda_quadratic" else d["lambda_quadratic"])
+             < 0.5 * d["lambda_quadratic_no_localization"]),
         ]
         if kind == "wrong order":
             checks = checks[2:] + checks[:2]
@@ -144,7 +146,7 @@ CASES = {
     ),
     "check_diagnose": (
         SOL["diagnose"],
-        {kind: _diagnose_variant(kind) for kind in ("wrong order", "None counts as failure")},
+        {kind: _diagnose_variant(kind) for kind in ("wrong order", "None counts as failure", "mean instead of lambda_quadratic")},
     ),
 }
 

@@ -226,6 +226,9 @@ DIAGNOSE_CASES = [
     _FakeResult(0.1, levelled_off=False, lambda_quadratic=0.08, lambda_quadratic_no_localization=0.5),
     _FakeResult(0.09, lambda_quadratic=0.08, lambda_quadratic_no_localization=0.5),
     _FakeResult(0.3, lambda_quadratic=0.3, lambda_quadratic_no_localization=0.5),
+    # λ̂ low for another reason while the quadratic prediction is not localisation-dominated: the test is on
+    # lambda_quadratic, not on the mean (an answer comparing the mean with ½·no_localization fails here).
+    _FakeResult(0.2, lambda_quadratic=0.45, lambda_quadratic_no_localization=0.5),
     _FakeResult(0.25, levelled_off=None),
     _FakeResult(0.2),
 ]
