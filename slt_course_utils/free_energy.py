@@ -426,3 +426,24 @@ def simulate_generalisation(
     t = lambda k: torch.tensor(cols[k], dtype=torch.float64)
     return GeneralisationSimulation(n=n, generalisation_error=t("g"), generalisation_loss=t("gl"), waic=t("waic"),
                                     training_loss=t("t"), functional_variance=t("v"), empirical_entropy=t("s"))
+
+
+def singular_fluctuation_limit(lam: float, *, one_sided: bool = True, nodes: int = 120, points: int = 4001) -> float:
+    """Singular fluctuation ν of y = t·x + N(0, 1) at truth t = 0 when the prior density of t near 0 is ∝ |t|^{2λ−1}.
+
+    With u = √n·t and Z ~ N(0, 1) the score, the posterior tends to ∝ |u|^{2λ−1} e^{−u²/2 + Zu} (on u > 0 when
+    ``one_sided``, as for t = a^{2p}, λ = 1/(2p)), and E[V_n] → 2ν with ν = ½ E_Z[Var(u)]. Regular (λ = ½,
+    two-sided): ν = ½ exactly. Computed by Gauss–Hermite over Z and a trapezoid rule in v = |u|^{2λ}, where
+    the density is bounded.
+    """
+    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 < lam <= 2:
+        raise ValueError(f"lam must be a number in (0, 2], got {lam!r}.")
+    z, omega = models.gauss_hermite_normal(nodes)
+    v_max = (float(z.abs().max()) + 12.0) ** (2 * lam)
+    v = torch.linspace(0.0 if one_sided else -v_max, v_max, points, dtype=torch.float64)
+    u = v.sign() * v.abs() ** (1 / (2 * lam))  # |u|^{2λ−1} du ∝ dv
+    log_w = -0.5 * u**2 + z[:, None] * u  # (nodes, points)
+    w = torch.softmax(log_w, dim=1)  # uniform grid in v: trapezoid weights up to the end points, where w ≈ 0
+    mean = (w * u).sum(1)
+    var = (w * (u - mean[:, None]) ** 2).sum(1)
+    return 0.5 * float((omega * var).sum())

@@ -259,3 +259,24 @@ def saddle_plateau_init(
         k = int(torch.nonzero(right)[0])
         lo, hi = a0[k - 1].item(), a0[k].item()
     return hi + offset, b0
+
+
+def exact_local_constants(potential: TwoPhasePotential, *, half_width: float = 6.0, points: int = 1201) -> dict[str, float]:
+    """The O(1) constants c_i of F_i(n) = nL_i + λ_i log n + c_i + o(1), exactly (not read off at a finite n).
+
+    accurate (Laplace): c = −log φ(1, 0) − log 2π + ½ log det ∇²L(1, 0), with ∇²L = diag(h''(1), 2);
+    simple (quartic, (u, b) = n^{−1/4}(u', b')): c = −log φ(−1, 0) − log ∫∫ exp(−r u⁴ − u²b²/4 − b⁴) du db,
+    r = α − β + γ = (h(a) − ΔL)/(a+1)⁴ at a = −1; the integral by the trapezoid rule (spectrally accurate here).
+    """
+    s2 = potential.prior_std**2
+    minus_log_prior = math.log(2 * math.pi * s2) + 1 / (2 * s2)  # −log φ(±1, 0), φ = N(0, s²I)
+    dl, al = potential.loss_gap, potential.alpha
+    beta, gamma = dl / 8 - 2 * al, al - 3 * dl / 16
+    q1, dq1 = al + beta + gamma, 2 * al + beta  # q(a) = αa² + βa + γ at a = 1, and q'(1)
+    h2 = 48 * q1 + 64 * dq1 + 32 * al  # h''(1) = [(a+1)⁴q]'' = 12(a+1)²q + 8(a+1)³q' + (a+1)⁴q'' at a = 1
+    r = al - beta + gamma
+    axis = torch.linspace(-half_width, half_width, points, dtype=torch.float64)
+    u, b = torch.meshgrid(axis, axis, indexing="ij")
+    integral = torch.exp(-(r * u**4 + 0.25 * u**2 * b**2 + b**4)).sum().item() * float(axis[1] - axis[0]) ** 2
+    return {"simple": minus_log_prior - math.log(integral),
+            "accurate": minus_log_prior - math.log(2 * math.pi) + 0.5 * math.log(2 * h2)}

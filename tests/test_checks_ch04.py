@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from slt_course_utils.checks import ch04
@@ -26,6 +27,10 @@ def _gibbs_waic(ll):
 def _plug_in_g(t0, draws):
     tb = draws.mean().item()
     return (t0 - tb) ** 2 / 2  # KL(N(t0 x, 1) ‖ N(t̄ x, 1)) averaged over x
+
+
+def _fluctuation_no_prior_factor(lam, one_sided=True):
+    return SOL["singular_fluctuation"](0.5, one_sided)  # |u|^{2λ−1} dropped: every λ reads like λ = ½
 
 
 CASES = {
@@ -55,6 +60,8 @@ CASES = {
         SOL["waic_from_log_lik"],
         {
             "Gibbs training loss (mean of log p)": _gibbs_waic,
+            "unbiased variance (torch's default)": lambda ll: (-(torch.logsumexp(ll, 0) - math.log(ll.shape[0])).mean()
+                                                               + ll.var(0).sum() / ll.shape[1]).item(),
             "functional variance forgotten": lambda ll: (-(torch.logsumexp(ll, 0) - math.log(ll.shape[0])).mean()).item(),
         },
     ),
@@ -63,6 +70,15 @@ CASES = {
         {
             "plug-in at the posterior mean": _plug_in_g,
             "returns a tensor of shape (S,)": lambda t0, draws: torch.zeros_like(draws),
+        },
+    ),
+    "check_singular_fluctuation": (
+        SOL["singular_fluctuation"],
+        {
+            "2ν instead of ν": lambda lam, one_sided=True: 2 * SOL["singular_fluctuation"](lam, one_sided),
+            "prior factor |u|^{2λ−1} dropped": _fluctuation_no_prior_factor,
+            "support ignored (always two-sided)": lambda lam, one_sided=True: SOL["singular_fluctuation"](lam, False),
+            "plug-in ν = λ": lambda lam, one_sided=True: lam,
         },
     ),
     "check_bic_overestimate": (
@@ -78,3 +94,13 @@ CASES = {
 test_check_passes_on_the_solution, test_check_fails_on_the_stub, test_check_rejects_a_plausible_wrong_answer = (
     check_suite(ch04, CASES)
 )
+
+
+def test_waic_unbiased_variance_gets_its_own_hint():
+    def unbiased(ll):
+        S, n = ll.shape
+        return (-(torch.logsumexp(ll, 0) - math.log(S)).mean() + ll.var(0).sum() / n).item()
+
+    with pytest.raises(AssertionError) as err:
+        ch04.check_waic(unbiased)
+    assert "unbiased=False" in str(err.value)

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -44,7 +45,8 @@ def _chains_variant(kind):
                 noise = torch.randn((num_chains, d), generator=generator, dtype=w_star.dtype)
             gamma = 0.0 if kind == "no localisation" else localization
             centre = torch.zeros_like(w_star) if kind == "localisation towards 0" else w_star
-            w_next = w - 0.5 * lr * (nbeta * grads + gamma * (w - centre)) + math.sqrt(lr) * noise
+            scale = lr if kind == "noise ε·ξ" else math.sqrt(lr)
+            w_next = w - 0.5 * lr * (nbeta * grads + gamma * (w - centre)) + scale * noise
             if kind == "loss after the step":
                 out[:, t] = torch.func.vmap(loss, in_dims=(0, None, None))(w_next, x, y)
             w = w_next
@@ -70,6 +72,21 @@ def _pick_variant(kind):
     return pick
 
 
+def _usable_rows(sweep):
+    return [i for i in range(len(sweep["lr"]))
+            if sweep["diverged"][i, 0] == 0 and sweep["levelled_off"][i, 0] is True]
+
+
+def _pick_argmin(sweep, exact):
+    err = np.abs(sweep["mean"][:, 0] - exact)
+    err[[i for i in range(len(err)) if i not in _usable_rows(sweep)]] = np.inf
+    return float(sweep["lr"][np.argmin(err)])
+
+
+def _pick_min_key(sweep, exact):
+    return float(sweep["lr"][min(_usable_rows(sweep), key=lambda i: abs(sweep["mean"][i, 0] - exact))])
+
+
 def _diagnose_variant(kind):
     def diagnose(result):
         d = result.diagnostics
@@ -77,7 +94,9 @@ def _diagnose_variant(kind):
             ("diverged", bool(d.get("diverged_chains"))),
             ("not a minimum", result.mean < 0),
             ("not equilibrated", not d.get("levelled_off") if kind == "None counts as failure" else d.get("levelled_off") is False),
-            ("localisation-dominated", d.get("lambda_quadratic") is not None and d["lambda_quadratic"] < 0.5 * d["lambda_quadratic_no_localization"]),
+            ("localisation-dominated", d.get("lambda_quadratic") is not None
+             and (result.mean if kind == "mean instead of lambda_quadratic" else d["lambda_quadratic"])
+             < 0.5 * d["lambda_quadratic_no_localization"]),
         ]
         if kind == "wrong order":
             checks = checks[2:] + checks[:2]
@@ -108,7 +127,8 @@ CASES = {
     ),
     "check_sgld_chains": (
         SOL["sgld_chains"],
-        {kind: _chains_variant(kind) for kind in ("shared noise", "no localisation", "localisation towards 0", "loss after the step")},
+        {kind: _chains_variant(kind) for kind in ("shared noise", "no localisation", "localisation towards 0", "loss after the step",
+                                                  "noise ε·ξ")},
     ),
     "check_nbeta_defaults": (
         SOL["nbeta_defaults"],
@@ -120,11 +140,13 @@ CASES = {
     ),
     "check_pick_lr": (
         SOL["pick_lr"],
-        {kind: _pick_variant(kind) for kind in ("ignores levelled_off", "ignores divergence")},
+        {**{kind: _pick_variant(kind) for kind in ("ignores levelled_off", "ignores divergence")},
+         "skips the NaN test (np.argmin)": _pick_argmin,
+         "skips the NaN test (min with a key)": _pick_min_key},
     ),
     "check_diagnose": (
         SOL["diagnose"],
-        {kind: _diagnose_variant(kind) for kind in ("wrong order", "None counts as failure")},
+        {kind: _diagnose_variant(kind) for kind in ("wrong order", "None counts as failure", "mean instead of lambda_quadratic")},
     ),
 }
 
@@ -153,3 +175,15 @@ def test_reference_helpers():
     assert torch.linalg.matrix_rank(net[1].weight @ net[0].weight).item() == 1
     with pytest.raises(ValueError):
         llc_models.NormalCrossing([])
+
+
+def test_sgld_chains_noise_scale_message_names_the_square_root():
+    with pytest.raises(AssertionError) as err:
+        ch06.check_sgld_chains(_chains_variant("noise ε·ξ"))
+    assert "√ε" in str(err.value) and "identical" not in str(err.value)
+
+
+def test_pick_lr_nan_message_says_what_is_wrong():
+    with pytest.raises(AssertionError) as err:
+        ch06.check_pick_lr(_pick_argmin)
+    assert "not a number" in str(err.value)

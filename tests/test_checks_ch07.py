@@ -17,6 +17,19 @@ def _kgon_no_positive(k, c, length, bias, positive_biases=0):
     return SOL["kgon"](k, c, length, bias, 0)
 
 
+def _classify_dead_last(W, b):
+    k = int((W.norm(dim=0) > 0.5).sum())
+    return k, int((b[k:] > 0).sum())
+
+
+def _loss_monte_carlo(W, b, num=200_000):
+    g = torch.Generator().manual_seed(0)
+    c = W.shape[1]
+    x = torch.zeros(num, c, dtype=torch.float64)
+    x[torch.arange(num), torch.randint(c, (num,), generator=g)] = torch.rand(num, generator=g, dtype=torch.float64)
+    return float((torch.relu(x @ (W.T @ W) + b) - x).pow(2).sum(-1).mean())
+
+
 def _loss_mean_over_outputs(W, b):
     return SOL["high_sparsity_loss"](W, b) / W.shape[1]
 
@@ -42,7 +55,8 @@ CASES = {
     "check_high_sparsity_loss": (
         SOL["high_sparsity_loss"],
         {"mean over outputs instead of sum": _loss_mean_over_outputs,
-         "ReLU forgotten": lambda W, b: SOL["high_sparsity_loss"](W, b - 10) * 0 + 1.0},
+         "ReLU forgotten": lambda W, b: SOL["high_sparsity_loss"](W, b - 10) * 0 + 1.0,
+         "Monte Carlo with 2·10⁵ samples (the exercise asks for quadrature)": _loss_monte_carlo},
     ),
     "check_kgon": (
         SOL["kgon"],
@@ -56,6 +70,7 @@ CASES = {
         {
             "counts all positive biases": lambda W, b: (int((W.norm(dim=0) > 0.5).sum()), int((b > 0).sum())),
             "threshold zero": lambda W, b: SOL["classify"](W, b, threshold=0.0),
+            "assumes the dead columns come last": _classify_dead_last,
         },
     ),
     "check_critical_sample_size": (

@@ -176,3 +176,34 @@ def test_generalisation_error_of_the_truth_is_zero_and_positive_otherwise():
     # Predictive = N(0.3x, 1) vs truth N(0, 1): KL = E[(0.3x)²]/2 = 0.045 (a² = 0.3).
     draws = torch.full((10, 1), math.sqrt(0.3), dtype=torch.float64)
     assert fe.bayes_generalisation_error(m.SQUARE, [0.0], draws) == pytest.approx(0.045, rel=1e-10)
+
+
+def test_singular_fluctuation_limit_regular_is_half_and_square_model_is_exact():
+    # Regular one-parameter model: the limiting posterior is N(Z, 1), Var = 1, ν = d/2 = ½ exactly.
+    assert fe.singular_fluctuation_limit(0.5, one_sided=False) == pytest.approx(0.5, abs=1e-6)
+    # One-sided flat prior on t ≥ 0 (λ = ½, a half-normal limit): ν < ½, the boundary removes fluctuation.
+    half = fe.singular_fluctuation_limit(0.5, one_sided=True)
+    assert 0.2 < half < 0.5
+    # y = a²x, a ~ U[−1, 1]: density of t = a² ∝ t^{−½} on t > 0, λ = ¼. Converged in nodes and points.
+    nu = fe.singular_fluctuation_limit(0.25)
+    assert nu == pytest.approx(fe.singular_fluctuation_limit(0.25, nodes=200, points=16001), abs=1e-5)
+    with pytest.raises(ValueError, match="lam"):
+        fe.singular_fluctuation_limit(0.0)
+
+
+def test_waic_parts_match_lambda_and_the_singular_fluctuation_for_the_square_model():
+    # Chapter 04, section 5 (Watanabe's theorem, green book ch. 3): E[V_n] → 2ν and n E[T_n − S_n] → λ − 2ν.
+    # y = a²x at truth 0, uniform prior: λ = ¼, ν from the limiting posterior. 30 data sets at n = 500; the
+    # bound is 4 standard errors over data sets plus 0.03 for the finite-n remainder (the chapter's 100 data
+    # sets read V_n = 0.35 ± 0.03 against 2ν = 0.346).
+    uniform = lambda w: torch.full(w.shape[:-1], -math.log(2.0), dtype=torch.float64)
+    sim = fe.simulate_generalisation(m.SQUARE, [0.0], 500, seeds=range(30), log_prior_fn=uniform, bounds=[(-1, 1)],
+                                     points=65)
+    nu = fe.singular_fluctuation_limit(0.25)
+    v = sim.functional_variance
+    t = sim.n * (sim.training_loss - sim.empirical_entropy)
+    se = lambda x: (x.std() / math.sqrt(x.numel())).item()
+    assert abs(v.mean().item() - 2 * nu) < 4 * se(v) + 0.03
+    assert abs(t.mean().item() - (0.25 - 2 * nu)) < 4 * se(t) + 0.03
+    # and the regular value 2ν = d = 1 is excluded: the singular model's fluctuation is measurably smaller
+    assert v.mean().item() + 4 * se(v) < 1.0

@@ -102,3 +102,15 @@ def test_phase_explorer_draws_and_checks_its_input():
         widgets_phase.plot_phase_explorer(9.0)
     ui = widgets_phase.phase_explorer()
     assert ui.children
+
+
+def test_exact_local_constants_are_the_large_n_limit_of_the_quadrature():
+    # F_i(n) − nL_i − λ_i log n → c_i: the quadrature reading at n = 10⁸ agrees to its o(1) remainder
+    # (O(n^{-1/4}) ≈ 1e-2 relative in the quartic phase, times a small prefactor; measured 4e-5).
+    for potential in (pt.TWO_PHASE, pt.TwoPhasePotential(loss_gap=0.01, alpha=0.2, prior_std=1.5)):
+        exact = pt.exact_local_constants(potential)
+        read = pt.local_free_energy_constants(potential, n=1e8)
+        assert exact["accurate"] == pytest.approx(read["accurate"], abs=1e-6)
+        assert exact["simple"] == pytest.approx(read["simple"], abs=2e-4)
+    c = pt.exact_local_constants(pt.TWO_PHASE)
+    assert pt.critical_n(0.005, 0.5, constant_gap=c["simple"] - c["accurate"]) == pytest.approx(757.4, abs=0.5)

@@ -27,6 +27,7 @@ from slt_course_utils.tms import (
     kgon_flat_dimension,
     kgon_hessian_eigenvalues,
     kgon_llc_from_hessian,
+    kgon_llc_quadratic,
     kgon_optimal_shape,
     kgon_parameters,
     longest_plateau,
@@ -253,3 +254,12 @@ def test_longest_plateau_measures_length_on_a_log_axis():
     assert longest_plateau(steps, loss, 5.0) is None
     with pytest.raises(ValueError, match="same length"):
         longest_plateau(steps, loss[:-1], 1.0)
+
+
+def test_kgon_llc_quadratic_matches_chapter_07_section_4():
+    # Chapter 07, section 4: nβ = 5000, γ = 20 lowers the quadratic prediction by 2–3% below λ = rank/2.
+    got = [kgon_llc_quadratic(k, 6, s, nbeta=5000.0, localization=20.0) for k, s in [(5, 0), (5, 1), (6, 0)]]
+    assert got == pytest.approx([6.84, 8.32, 8.22], abs=0.005)
+    for (k, s), value, exact in zip([(5, 0), (5, 1), (6, 0)], got, [7.0, 8.5, 8.5]):
+        assert 0.02 < 1 - value / exact < 0.035
+        assert kgon_llc_quadratic(k, 6, s, nbeta=5000.0, localization=0.0) == exact

@@ -8,6 +8,7 @@ import torch
 
 from slt_course_utils import free_energy, models, posterior
 from slt_course_utils.checks._core import (
+    CheckFailure,
     as_float,
     assert_close,
     call_student,
@@ -77,8 +78,14 @@ def check_waic(waic_from_log_lik) -> str:
     for S, n, scale in [(200, 50, 0.1), (1000, 20, 1.0), (50, 300, 0.01)]:
         ll = -1.4 + scale * torch.randn(S, n, generator=gen, dtype=torch.float64) - torch.rand(n, generator=gen, dtype=torch.float64)
         got = call_student(waic_from_log_lik, ll)
+        got = as_float(got, "waic_from_log_lik")
+        unbiased = (-(torch.logsumexp(ll, 0) - math.log(S)).mean() + ll.var(0, correction=1).sum() / n).item()
+        if abs(got - unbiased) <= 1e-10 + 1e-10 * abs(unbiased):
+            raise CheckFailure(f"WAIC from log-likelihoods of shape ({S}, {n}): your V_n uses the unbiased variance "
+                               "(divisor S − 1, torch's default). Hint: V_n is the population variance over draws: "
+                               "log_lik.var(dim=0, unbiased=False) (or correction=0).")
         assert_close(
-            as_float(got, "waic_from_log_lik"), free_energy.waic(ll).waic, what=f"WAIC from log-likelihoods of shape ({S}, {n})",
+            got, free_energy.waic(ll).waic, what=f"WAIC from log-likelihoods of shape ({S}, {n})",
             rtol=1e-8, atol=1e-10,
             hint="T_n uses the log of the posterior MEAN of p (logsumexp − log S), not the mean of log p; "
                  "V_n is the variance over draws (axis 0) summed over data points, and WAIC = T_n + V_n/n.",
@@ -115,3 +122,21 @@ def check_bic_overestimate(bic_overestimate) -> str:
             hint="subtract Watanabe's formula from BIC = nL_n + (d/2) log n; mind the sign of −(m−1) log log n.",
         )
     return "(d/2 − λ) log n + (m − 1) log log n"
+
+
+@exercise_check
+def check_singular_fluctuation(singular_fluctuation) -> str:
+    """ν = ½ E_Z[Var(u)], u ∝ |u|^{2λ−1} e^{−u²/2 + Zu} (on u > 0 when one_sided), against free_energy's quadrature."""
+    # rtol 2e-3: a learner's quadrature (e.g. 60 Gauss–Hermite nodes in Z, 2000 trapezoid nodes in v = |u|^{2λ})
+    # is good to ~1e-5; the wrong answers tested differ by ≥ 10% (factor 2, ignoring |u|^{2λ−1}, wrong support).
+    for lam, one_sided in [(0.25, True), (0.5, False), (0.5, True), (1 / 6, True), (1.0, False)]:
+        got = call_student(singular_fluctuation, lam, one_sided)
+        expected = free_energy.singular_fluctuation_limit(lam, one_sided=one_sided)
+        assert_close(
+            as_float(got, "singular_fluctuation"), expected,
+            what=f"ν for λ = {lam:.4g}, {'u > 0' if one_sided else 'u on the whole line'}", rtol=2e-3,
+            hint="for each Z the posterior of u has density ∝ |u|^{2λ−1} exp(−u²/2 + Z·u) (support u > 0 when "
+                 "one_sided); ν is HALF the Z-average of its variance. Substitute v = |u|^{2λ} (then |u|^{2λ−1}du ∝ dv) "
+                 "to remove the singularity at 0, and average over Z with models.gauss_hermite_normal.",
+        )
+    return "ν matches at 5 (λ, support) pairs, including the regular ν = ½"

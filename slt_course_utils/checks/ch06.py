@@ -14,7 +14,13 @@ import numpy as np
 import torch
 
 from slt_course_utils import llc, llc_diagnostics
-from slt_course_utils.checks._core import CheckFailure, assert_close, call_student, exercise_check
+from slt_course_utils.checks._core import (
+    CheckFailure,
+    as_float,
+    assert_close,
+    call_student,
+    exercise_check,
+)
 from slt_course_utils.llc_models import (
     NormalCrossing,
     gaussian_nll,
@@ -128,9 +134,12 @@ def check_sgld_chains(sgld_chains) -> str:
         if tuple(got_t.shape) != (chains, steps):
             raise CheckFailure(f"sgld_chains should return losses of shape (num_chains, num_steps) = "
                                f"{(chains, steps)}, got {tuple(got_t.shape)}.")
-        if chains > 1 and torch.allclose(got_t[0], got_t[1]):
+        if chains > 1 and torch.equal(got_t[0], got_t[1]):
             raise CheckFailure("chains 0 and 1 have identical loss traces; expected independent chains. Hint: "
                                "every chain needs its own noise: draw shape (num_chains, d), not (d,).")
+        if chains > 1 and torch.allclose(got_t[0], got_t[1]):
+            raise CheckFailure("chains 0 and 1 differ, but only in the last digits: the injected noise is far too "
+                               "small. Hint: the SGLD noise is √ε·ξ (torch.sqrt of the step size), not ε·ξ.")
         # Same arithmetic as the estimator up to the order of float64 sums; the SGLD map is
         # contracting near w*, so rounding differences stay ~1e-12 over these few steps.
         assert_close(got_t, expected, what=f"the loss traces for k = {k}, {chains} chains × {steps} steps",
@@ -175,6 +184,9 @@ SWEEPS = [  # (sweep, exact λ): each defeats one shortcut
     (_sweep([0.01, 0.26, 0.21, 0.35, 0.9], [False, False, True, True, True], [0, 0, 0, 0, 0.25]), 0.25),
     (_sweep([0.1, 0.15, 0.2, 0.26, 0.25], [True, True, True, True, True], [0, 0, 0, 0, 0.5]), 0.25),
     (_sweep([0.2, 0.4, 0.45, 0.7, 2.0], [False, True, True, True, True], [0, 0, 0, 0, 0]), 0.5),
+    # A NaN mean that no divergence flag caught, first in the list: np.argmin over |λ̂ − λ| and
+    # min(..., key=...) both return it when the finiteness test is skipped.
+    (_sweep([math.nan, 0.1, 0.32, 0.22, 0.5], [True, True, True, True, True], [0, 0, 0, 0, 0]), 0.25),
 ]
 
 
@@ -185,10 +197,14 @@ def check_pick_lr(pick_lr) -> str:
         got = call_student(pick_lr, {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in sweep.items()},
                            exact)
         expected = llc_diagnostics.pick_lr(sweep, exact)
-        assert_close(float(got), expected, what=f"the chosen lr in sweep {i + 1} (exact λ = {exact})", rtol=1e-12,
+        chosen = as_float(got, "pick_lr")
+        if chosen in set(sweep["lr"][~np.isfinite(sweep["mean"][:, 0])].tolist()):
+            raise CheckFailure(f"in sweep {i + 1} you chose an lr whose mean λ̂ is not a number. Hint: a NaN "
+                               "distance |λ̂ − λ| wins np.argmin and min(); test math.isfinite(mean) before comparing.")
+        assert_close(chosen, expected, what=f"the chosen lr in sweep {i + 1} (exact λ = {exact})", rtol=1e-12,
                      hint="drop runs with any diverged chain (diverged > 0), runs whose levelled_off is not True "
                           "(False or None) and NaN means; among the rest take argmin |λ̂ − λ|.")
-    return "picks the right ε in 4 sweeps"
+    return f"picks the right ε in {len(SWEEPS)} sweeps"
 
 
 class _FakeResult:
@@ -210,6 +226,9 @@ DIAGNOSE_CASES = [
     _FakeResult(0.1, levelled_off=False, lambda_quadratic=0.08, lambda_quadratic_no_localization=0.5),
     _FakeResult(0.09, lambda_quadratic=0.08, lambda_quadratic_no_localization=0.5),
     _FakeResult(0.3, lambda_quadratic=0.3, lambda_quadratic_no_localization=0.5),
+    # λ̂ low for another reason while the quadratic prediction is not localisation-dominated: the test is on
+    # lambda_quadratic, not on the mean (an answer comparing the mean with ½·no_localization fails here).
+    _FakeResult(0.2, lambda_quadratic=0.45, lambda_quadratic_no_localization=0.5),
     _FakeResult(0.25, levelled_off=None),
     _FakeResult(0.2),
 ]
