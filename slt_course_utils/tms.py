@@ -375,11 +375,11 @@ def kgon_llc_quadratic(k: int, c: int = 6, positive_biases: int = 0, *, nbeta: f
     """What SGLD's λ̂ reads at the k^{σ+}-gon if the loss were its quadratic approximation:
     ½ Σ nβh/(nβh + γ) over the curved Hessian eigenvalues h (llc.expected_llc_quadratic's formula,
     with the exact population Hessian). γ > 0 lowers it below λ = rank/2 (k ≥ 5)."""
-    from slt_course_utils.llc import _quadratic_llc  # lazy: llc is the heavier module
+    from slt_course_utils.llc.quadratic import quadratic_llc  # lazy: llc is the heavier module
 
     kgon_llc_from_hessian(k, c, positive_biases)  # raises unless this is a Morse–Bott minimum
     eig = kgon_hessian_eigenvalues(k, c, positive_biases)[kgon_flat_dimension(k, c, positive_biases):]
-    return _quadratic_llc(eig, nbeta, localization)[0]
+    return quadratic_llc(eig, nbeta, localization)[0]
 
 
 def classify_kgon(W: Tensor, b: Tensor, *, live_threshold: float = 0.5, angle_tol: float = 0.35,
