@@ -149,7 +149,7 @@ def estimate_llc(
     Defaults and what they cost:
 
     - ``lr="auto"``: ε chosen by :func:`slt_course_utils.llc.adapt.auto_lr` so that SGLD's
-      discretisation bias is ≈ 2% (MALA: acceptance 0.65); costs 6 extra windows of ≥ 30
+      discretisation bias is ≈ 2% (MALA uses the same ε and removes the rest); costs 6 extra windows of ≥ 50
       *full-batch* steps before the burn-in. A float (or a (chains,) tensor) fixes ε.
     - ``localization=1.0`` (γ): modest; the quadratic γ-bias is ½Σγ/(nβh + γ) (≪ 1 when
       nβh ≫ 1). Smaller γ lets chains wander further along flat directions (slower mixing).
