@@ -7,8 +7,8 @@
   tempered posterior for any two-parameter model y = g(w)·x, by quadrature.
 - :func:`regression_at_mle`: a regular linear regression at its MLE (λ = d/2), for the loss-scale
   demonstration (MSE vs Gaussian NLL).
-- :func:`sgld_quadratic_variance`: the stationary variance of SGLD on a quadratic, simulated, to
-  check the AR(1) formula 1/(a(1 − εa/4)).
+- :func:`sgld_stationary_variance`: the stationary variance of SGLD on a quadratic, 1/(a(1 − εa/4))
+  (an AR(1) calculation), and :func:`sgld_quadratic_variance`: the same simulated.
 - :func:`langevin_traces`: plain SGLD with no divergence guard, to look at chains that blow up.
 """
 
@@ -32,6 +32,7 @@ __all__ = [
     "line_plus_dot_lambda",
     "regression_at_mle",
     "sgld_quadratic_variance",
+    "sgld_stationary_variance",
 ]
 
 
@@ -114,6 +115,16 @@ def regression_at_mle(d: int = 5, n: int = 1000, *, sigma: float = SIGMA, seed: 
     with torch.no_grad():
         model.weight.copy_(torch.linalg.lstsq(x, y).solution.T)
     return model, x, y
+
+
+def sgld_stationary_variance(lr: float, a: float) -> float:
+    """Var of SGLD's stationary law on U = a w²/2: ε/(1 − ρ²), ρ = 1 − εa/2, i.e. 1/(a(1 − εa/4)); inf if εa ≥ 4."""
+    if not (lr > 0 and a > 0):
+        raise ValueError(f"need lr > 0 and a > 0, got lr={lr}, a={a}.")
+    if lr * a >= 4:
+        return math.inf
+    rho = 1 - lr * a / 2
+    return lr / (1 - rho**2)
 
 
 def sgld_quadratic_variance(lr: float, a: float, *, num_chains: int = 4000, num_steps: int = 0,
