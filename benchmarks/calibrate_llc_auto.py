@@ -23,30 +23,18 @@ import time
 import warnings
 
 import torch
-from torch import nn
 
 from slt_course_utils.llc import estimate_llc
 from slt_course_utils.llc_models import (
     SIGMA,
     NormalCrossing,
     gaussian_nll,
+    linear_regression,
     normal_crossing_data,
     normal_crossing_finite_n_target,
 )
 
 POWERS = [(0, 1), (1, 1), (0, 2), (1, 2), (2, 2), (0, 3), (1, 3), (2, 3), (3, 3)]
-
-
-def regression(d: int = 5, n: int = 1000, seed: int = 2):
-    """A d-parameter linear regression at its MLE, σ = 0.5 (float64)."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, d, generator=g, dtype=torch.float64)
-    y = x @ torch.randn(d, 1, generator=g, dtype=torch.float64) + SIGMA * torch.randn(n, 1, generator=g,
-                                                                                      dtype=torch.float64)
-    model = nn.Linear(d, 1, bias=False).double()
-    with torch.no_grad():
-        model.weight.copy_(torch.linalg.lstsq(x, y).solution.T)
-    return model, x, y
 
 
 def main() -> None:
@@ -66,7 +54,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     cases = [(f"NC w1^{2 * p[0]}·w2^{2 * p[1]}", NormalCrossing(p), (x, y),
               lambda g, p=p: normal_crossing_finite_n_target(p, a, nbeta, g)) for p in POWERS]
-    model, xr, yr = regression()
+    model, xr, yr = linear_regression()
     h = torch.linalg.eigvalsh(xr.T @ xr / n / SIGMA**2).double()
     cases.append(("linear regression d=5", model, (xr, yr),
                   lambda g: float(0.5 * (nbeta * h / (nbeta * h + g)).sum())))

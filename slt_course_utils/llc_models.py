@@ -23,6 +23,7 @@ __all__ = [
     "NormalCrossing",
     "gaussian_nll",
     "linear_chain",
+    "linear_regression",
     "linear_chain_data",
     "normal_crossing_data",
     "normal_crossing_finite_n_target",
@@ -148,3 +149,19 @@ def normal_crossing_finite_n_target(k: Sequence[int], a: float, nbeta: float, ga
     logp = -e - gamma / 2 * (w1**2 + w2**2)
     p = np.exp(logp - logp.max())
     return float((e * p).sum() / p.sum())
+
+
+def linear_regression(d: int = 5, n: int = 1000, *, sigma: float = SIGMA, seed: int = 2) -> tuple[nn.Module, Tensor, Tensor]:
+    """(model at the MLE, x, y): y = xθ + N(0, σ²), x ~ N(0, I_d), float64, no bias — a regular model, λ = d/2.
+
+    At the MLE the localised tempered posterior of :func:`gaussian_nll` is exactly Gaussian, with
+    precisions aᵢ = nβhᵢ + γ (hᵢ the eigenvalues of xᵀx/(nσ²)): E[nβ(L − L*)] = ½Σ nβhᵢ/aᵢ.
+    """
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64)
+    y = x @ torch.randn(d, 1, generator=g, dtype=torch.float64) + sigma * torch.randn(n, 1, generator=g,
+                                                                                      dtype=torch.float64)
+    model = nn.Linear(d, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.linalg.lstsq(x, y).solution.T)
+    return model, x, y

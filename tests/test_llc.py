@@ -40,7 +40,7 @@ from slt_course_utils.llc import (
     plot_calibration,
     sgld_step,
 )
-from slt_course_utils.llc_models import normal_crossing_finite_n_target
+from slt_course_utils.llc_models import linear_regression, normal_crossing_finite_n_target
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -88,13 +88,7 @@ def sgld_gaussian_mean(h: np.ndarray, nbeta: float, gamma: float, lr: float) -> 
 
 
 def regression(d: int = 5, n: int = N, seed: int = 2):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, d, generator=g, dtype=torch.float64)
-    y = x @ torch.randn(d, 1, generator=g, dtype=torch.float64) + SIGMA * torch.randn(n, 1, generator=g, dtype=torch.float64)
-    model = nn.Linear(d, 1, bias=False).double()
-    with torch.no_grad():
-        model.weight.copy_(torch.linalg.lstsq(x, y).solution.T)  # the MLE
-    return model, x, y
+    return linear_regression(d, n, sigma=SIGMA, seed=seed)
 
 
 class TinyMLP(nn.Module):

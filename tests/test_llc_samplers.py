@@ -21,7 +21,11 @@ from torch.nn import functional as F
 
 from slt_course_utils.llc import LLCDivergenceError, calibration_sweep, estimate_llc
 from slt_course_utils.llc.kernels import KERNELS, Hyper, rmsprop_sgld
-from slt_course_utils.llc_models import gaussian_nll, normal_crossing_finite_n_target
+from slt_course_utils.llc_models import (
+    gaussian_nll,
+    linear_regression,
+    normal_crossing_finite_n_target,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -32,14 +36,7 @@ FAST = dict(progress=False, device="cpu")
 
 
 def regression(d: int = 5, n: int = N, seed: int = 2):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, d, generator=g, dtype=torch.float64)
-    y = x @ torch.randn(d, 1, generator=g, dtype=torch.float64) + SIGMA * torch.randn(n, 1, generator=g,
-                                                                                      dtype=torch.float64)
-    model = nn.Linear(d, 1, bias=False).double()
-    with torch.no_grad():
-        model.weight.copy_(torch.linalg.lstsq(x, y).solution.T)
-    return model, x, y
+    return linear_regression(d, n, sigma=SIGMA, seed=seed)
 
 
 def exact_and_sgld(x: torch.Tensor, gamma: float, lr: float) -> tuple[float, float]:
@@ -89,6 +86,17 @@ def test_finite_n_quadrature_is_exact_for_the_regular_case_and_rejects_bad_input
         assert got == pytest.approx(0.5 * NBETA * a / (NBETA * a + gamma), rel=1e-4)
     with pytest.raises(ValueError, match="γ > 0"):
         normal_crossing_finite_n_target((1, 1), 4.0, NBETA, 0.0)
+
+
+def test_rescaling_the_loss_leaves_the_quadratic_llc_unchanged_to_leading_order():
+    # The estimate_llc docstring: λ̂ is invariant to L → cL up to the γ term (½Σ nβch/(nβch + γ)).
+    from slt_course_utils.llc import expected_llc_quadratic
+
+    model, x, y = regression()
+    base = expected_llc_quadratic(model, (x, y), gaussian_nll, NBETA, 1.0)
+    mse = expected_llc_quadratic(model, (x, y), F.mse_loss, NBETA, 1.0)  # MSE = 2σ²·NLL = NLL/2
+    assert base == pytest.approx(2.5, rel=0.01) and mse == pytest.approx(base, rel=0.01)
+    assert mse < base  # the γ term: ½Σ γ/(nβch + γ) grows as c shrinks
 
 
 # ------------------------------------------------------------------ RMSProp-SGLD replays devinterp's update
@@ -190,7 +198,7 @@ def test_auto_lr_keeps_the_predicted_bias_small_and_reports_its_evidence():
     ev = res.diagnostics["lr_auto"]
     assert len(ev["windows"]) >= 6 and ev["target_bias"] == 0.02
     # the rule aims at 2%; the exact Gaussian formula at the chosen ε must agree within a factor 2
-    assert 0.005 < res.diagnostics["predicted_lr_bias"] < 0.04
+    assert 0.012 < res.diagnostics["predicted_lr_bias"] < 0.03
     assert abs(res.mean - exact) <= 4 * res.stderr + 0.04 * exact, (res, exact)
 
 

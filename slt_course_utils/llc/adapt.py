@@ -11,7 +11,7 @@ preconditioner otherwise). T is estimated for free from the chains' own gradient
 identity E_π[∇Uᵀ P∇U] = E_π[tr(P∇²U)] (integration by parts; P held fixed):
 T ≈ mean over steps and chains of ∇UᵀP∇U − γ·tr P, and λ from the window's nβ(L − L*).
 Then ε = 8·tol·λ/T. Both use the sampler's positions, so a singular posterior's high
-curvature away from w* (e.g. along the arms of w₁²w₂²) is what sets ε, not the flat Hessian at w*.
+curvature away from w* (e.g. along the arms of K ∝ w₁⁴w₂⁴) is what sets ε, not the flat Hessian at w*.
 
 Adaptation runs :data:`WINDOWS` windows of full-batch steps from w* with ε moved at most ×4 up
 or ÷10 down per window; a window in which any chain diverges restarts from w* with ε ÷ 10. The
@@ -20,11 +20,15 @@ first ε is 4·tol/(nβ·max|h| + γ) from the Hessian at w* (d ≤ 2000) or its
 The final ε uses T and λ pooled over the later half of the windows.
 
 MALA uses the same rule. It is exact at any ε in the limit, but an acceptance target is not a
-safe way to pick ε on singular posteriors: on the normal crossing w₁w₂ (γ = 1) MALA at
+safe way to pick ε on singular posteriors: on the normal crossing K ∝ w₁²w₂² (γ = 1) MALA at
 acceptance 0.61 (ε = 0.02) read −8% (32 chains × 4000 draws, 6σ) and at ε = 4e-3 −7.7% (3σ):
 inside the stiff arms (transverse curvature ≈ 2·nβ·a·w₁²) almost every proposal is rejected,
 so chains rarely enter or leave them. At the rule's ε its acceptance is ≈ 0.99 and the
 correction only removes the residual bias.
+
+Measured (``benchmarks/calibrate_llc_results.md``): on devinterp's nine normal crossings and a
+d = 5 regression at γ = 1, every λ̂ with the chosen ε is within 2.2 standard errors of the exact
+finite-n target; the regression reads +3.0% (the Hessian's exact prediction at that ε: +2%).
 """
 
 from __future__ import annotations

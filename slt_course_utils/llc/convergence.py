@@ -4,7 +4,7 @@ Rank-normalised split-R̂, bulk/tail ESS (pooled and per chain; Vehtari et al. 2
 drift test (a line through the whole run, ESS-based errors; it catches the +10–15% drifts the
 old last-two-quarters test missed). All are invariant to the affine map L ↦ nβ(L − L*), so they
 describe the loss trace and the λ̂ draws alike; the drift is relative to λ̂. Each warning says
-what to change.
+what to change; one warning per result carries all of them.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ def convergence_diagnostics(lam_draws: np.ndarray, *, warn: bool = True) -> dict
     out.update({"rhat": summary["rhat"], "ess_bulk": summary["ess_bulk"], "ess_tail": summary["ess_tail"],
                 "ess_per_chain": per_chain.tolist(), "drift": d.relative_change, "drift_z": d.z,
                 "levelled_off": not d.drifting, "convergence_warnings": messages})
-    if warn:
-        for m in messages:
-            warnings.warn(f"λ̂ draws: {m}", stacklevel=4)
+    if warn and messages:
+        warnings.warn("λ̂ draws: " + " Also: ".join(messages), stacklevel=4)
     return out

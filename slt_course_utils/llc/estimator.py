@@ -142,7 +142,8 @@ def estimate_llc(
 
     Samplers (``sampler``), all on the localised tempered posterior ∝ exp(−nβL − γ/2|w − w*|²):
     ``"sgld"`` (default), ``"rmsprop_sgld"`` (diagonal RMSProp preconditioning as devinterp
-    1.3, α = 0.99, eps = 0.1), ``"mala"`` (SGLD proposal with a Metropolis correction: exact
+    1.3, α = 0.99, eps = 0.1; without the Γ correction its stationary law is not the target:
+    measured +7–19% high, see benchmarks/calibrate_llc_results.md), ``"mala"`` (SGLD proposal with a Metropolis correction: exact
     at any ε, full batches only; costs one extra gradient evaluation per rejected proposal's
     worth of mixing). See :mod:`slt_course_utils.llc.kernels`.
 
@@ -160,7 +161,8 @@ def estimate_llc(
     - ``draw_loss="batch"`` records the loss computed for the gradient at the pre-step w;
       ``"full"`` evaluates L_n on all data at each draw (``eval_batch_size`` chunks it).
     - ``lr``, ``localization`` and ``nbeta`` also accept tensors of shape (num_chains,): one value
-      per chain (this is how :func:`calibration_sweep` runs a whole grid as one call).
+      per chain (this is how :func:`calibration_sweep` runs a whole grid as one call); the
+      Hessian-based checks (localisation, predicted ε-bias) are then skipped.
     - Std over chains uses ddof = 1; stderr = std/√(chains). Both are NaN with one chain.
     - Diagnostics: Metropolis acceptance of the Langevin proposals (``mala_acceptance``; for
       SGLD computed on every 4th transition, never used to reject), R̂ and ESS of the loss
