@@ -5,8 +5,6 @@
   ½ on the line (:func:`line_plus_dot_lambda`), so λ̂ must depend on the point it is measured at.
 - :func:`finite_n_target_2d`: the exact finite-n target E[nβ(L_n − L_n(w*))] of the localised
   tempered posterior for any two-parameter model y = g(w)·x, by quadrature.
-- :func:`regression_at_mle`: a regular linear regression at its MLE (λ = d/2), for the loss-scale
-  demonstration (MSE vs Gaussian NLL).
 - :func:`sgld_stationary_variance`: the stationary variance of SGLD on a quadratic, 1/(a(1 − εa/4))
   (an AR(1) calculation), and :func:`sgld_quadratic_variance`: the same simulated.
 - :func:`langevin_traces`: plain SGLD with no divergence guard, to look at chains that blow up.
@@ -22,7 +20,6 @@ import torch
 from torch import Tensor, nn
 
 from slt_course_utils.llc.kernels import sgld_step
-from slt_course_utils.llc_models import SIGMA
 
 __all__ = [
     "LinePlusDot",
@@ -30,7 +27,6 @@ __all__ = [
     "langevin_traces",
     "line_plus_dot_g",
     "line_plus_dot_lambda",
-    "regression_at_mle",
     "sgld_quadratic_variance",
     "sgld_stationary_variance",
 ]
@@ -100,21 +96,6 @@ def finite_n_target_2d(
     logp = -energy - localization / 2 * ((w1 - c1) ** 2 + (w2 - c2) ** 2)
     p = np.exp(logp - logp.max())
     return float((energy * p).sum() / p.sum())
-
-
-def regression_at_mle(d: int = 5, n: int = 1000, *, sigma: float = SIGMA, seed: int = 2
-                      ) -> tuple[nn.Linear, Tensor, Tensor]:
-    """(model, x, y): y = x·θ + N(0, σ²), x ~ N(0, I_d), the model nn.Linear(d, 1) at the MLE (λ = d/2)."""
-    if d < 1 or n <= d:
-        raise ValueError(f"need d ≥ 1 and n > d for a unique MLE, got d={d}, n={n}.")
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, d, generator=gen, dtype=torch.float64)
-    theta = torch.randn(d, 1, generator=gen, dtype=torch.float64)
-    y = x @ theta + sigma * torch.randn(n, 1, generator=gen, dtype=torch.float64)
-    model = nn.Linear(d, 1, bias=False).double()
-    with torch.no_grad():
-        model.weight.copy_(torch.linalg.lstsq(x, y).solution.T)
-    return model, x, y
 
 
 def sgld_stationary_variance(lr: float, a: float) -> float:

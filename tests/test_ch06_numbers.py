@@ -14,6 +14,7 @@ from slt_course_utils import llc
 from slt_course_utils.llc.quadratic import predicted_sgld_bias
 from slt_course_utils.llc_models import (
     gaussian_nll,
+    linear_regression,
     normal_crossing_data,
     normal_crossing_finite_n_target,
 )
@@ -23,7 +24,6 @@ from slt_course_utils.llc_toys import (
     langevin_traces,
     line_plus_dot_g,
     line_plus_dot_lambda,
-    regression_at_mle,
     sgld_quadratic_variance,
 )
 
@@ -93,7 +93,7 @@ def test_sgld_quadratic_variance_rejects_unstable_steps():
 def test_loss_scale_does_not_change_lambda_hat():
     # Section 1 remark (i): NLL, MSE (= NLL/2 at σ = 0.5) and 100·NLL give the same λ̂ (MALA, exact at
     # any ε; ε = 3e-3/c). Exact: ½Σ c nβh/(c nβh + γ) ∈ [2.49, 2.50]. Tolerance: 4 se + 2%.
-    model, x, y = regression_at_mle()
+    model, x, y = linear_regression()
     for c, loss_fn in [(1.0, gaussian_nll), (0.5, F.mse_loss), (100.0, lambda o, t: 100 * gaussian_nll(o, t))]:
         res = llc.estimate_llc(model, (x, y), loss_fn, sampler="mala", lr=3e-3 / c, num_chains=8, num_draws=800,
                                seed=0, **FAST)
@@ -120,7 +120,7 @@ def test_locality_mala_hits_the_finite_n_target_at_each_point(w_star, lr):
 def test_minibatch_reads_higher_than_full_batch_as_predicted():
     # Section 7: at ε = 1e-4, B = 20 inflates λ̂ by ≈ (εa/4)(nβ/B) ≈ 11% over full batch.
     # Tolerance: 4 se of the difference around the predicted ratio.
-    model, x, y = regression_at_mle()
+    model, x, y = linear_regression()
     kw = dict(lr=1e-4, num_chains=32, num_draws=800, seed=1, **FAST)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
