@@ -233,7 +233,7 @@ def estimate_llc(
         "num_burnin_steps": num_burnin_steps, "num_steps_bw_draws": num_steps_bw_draws,
         "batch_size": batch_size, "draw_loss": draw_loss, "seed": int(seed), "device": str(dev),
         "dtype": str(w_star.dtype), "num_params": d, "divergence_factor": divergence_factor,
-        "divergence_threshold": _plain(threshold),
+        "divergence_threshold": _plain(threshold), "lr_auto": auto,
     }
     if compile:  # compile outside the timed loop, without touching the random stream
         hp["compile_time_s"] = warm_up(C)
@@ -252,7 +252,6 @@ def estimate_llc(
         if minibatch:
             state = kernel.init(state.position, grad_fn, hyper0)
         hp["lr"] = lr_v
-        hp["lr_auto"] = True
         diagnostics["lr_auto"] = evidence
     lr_t = _hyper_tensor(lr_v, w_star)
     hyper = Hyper(lr_t, nb_t, loc_t, w_star)
