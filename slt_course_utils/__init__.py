@@ -18,7 +18,8 @@ One module per idea:
 - ``phase_transitions`` two-phase potential, local free energies, critical n, gradient descent
 - ``llc``        the local learning coefficient (``estimate_llc``): sampler kernels (SGLD, RMSProp-SGLD,
   MALA), one driver for all chains, ``lr="auto"``, diagnostics; ``llc_models`` and ``llc_diagnostics``
-  hold the calibration models and chapter 06's references
+  hold the calibration models and chapter 06's references; ``llc_toys`` its exactly solvable toys
+  (the line-plus-dot model of LLC locality, 2-D finite-n targets, SGLD on a quadratic)
 - ``tms``, ``dln`` toy models of superposition (k-gons), deep linear networks
 - ``widgets``    ipywidgets explorers; ``widgets_fisher``, ``widgets_singular``, ``widgets_rlct``,
   ``widgets_phase``, ``widgets_llc``, ``widgets_tms`` hold one chapter's explorer each

@@ -148,6 +148,16 @@ CASES = {
         SOL["diagnose"],
         {kind: _diagnose_variant(kind) for kind in ("wrong order", "None counts as failure", "mean instead of lambda_quadratic")},
     ),
+    "check_sgld_stationary_variance": (
+        SOL["sgld_stationary_variance"],
+        {
+            "continuous-time 1/a": lambda lr, a: 1 / a,
+            "missing the ½ (ρ = 1 − εa)": lambda lr, a: math.inf if lr * a >= 2 else lr / (1 - (1 - lr * a) ** 2),
+            "factor 1/(1 − εa/2)": lambda lr, a: math.inf if lr * a >= 4 else 1 / (a * (1 - lr * a / 2)),
+            "no stability check": lambda lr, a: lr / (1 - (1 - lr * a / 2) ** 2) if lr * a != 4 else math.inf,
+            "variance of ε only, √ε dropped": lambda lr, a: math.inf if lr * a >= 4 else lr**2 / (1 - (1 - lr * a / 2) ** 2),
+        },
+    ),
 }
 
 

@@ -246,3 +246,23 @@ def check_diagnose(diagnose) -> str:
                 "chain; a negative mean; levelled_off is False (None means 'too few draws to tell', not a "
                 "failure); lambda_quadratic < ½ lambda_quadratic_no_localization (only when both are present).")
     return f"all {len(DIAGNOSE_CASES)} runs classified as llc_diagnostics.classify_llc_run does"
+
+
+@exercise_check
+def check_sgld_stationary_variance(sgld_stationary_variance) -> str:
+    """Var of w ← (1 − εa/2)w + √ε ξ at stationarity: 1/(a(1 − εa/4)); math.inf when εa ≥ 4 (unstable)."""
+    from slt_course_utils.llc_toys import sgld_stationary_variance as reference
+
+    # εa from tiny (continuous-time limit) to just below the stability edge 4; exact arithmetic: rtol 1e-9.
+    cases = [(1e-4, 600.0), (5e-3, 597.0), (0.5, 2.0), (1.5, 2.0), (0.3, 13.0)]
+    for lr, a in cases:
+        got = call_student(sgld_stationary_variance, lr, a)
+        assert_close(got, reference(lr, a), what=f"the stationary variance at ε = {lr}, a = {a}", rtol=1e-9,
+                     hint="solve v = ρ²v + ε for the AR(1) coefficient ρ = 1 − εa/2 of one SGLD step.")
+    for lr, a in [(2.0, 2.0), (1.0, 5.0)]:
+        got = call_student(sgld_stationary_variance, lr, a)
+        if not (isinstance(got, (int, float)) and got == math.inf):
+            raise CheckFailure(
+                f"at ε = {lr}, a = {a} (εa = {lr * a:g} ≥ 4) the chain is unstable and has no stationary law; "
+                "return math.inf there. Hint: |ρ| ≥ 1 when εa ≥ 4, and the AR(1) recursion then grows without bound.")
+    return "SGLD's stationary variance 1/(a(1 − εa/4)) and its stability edge εa = 4"
