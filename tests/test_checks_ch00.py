@@ -91,3 +91,18 @@ CASES = {
 test_check_passes_on_the_solution, test_check_fails_on_the_stub, test_check_rejects_a_plausible_wrong_answer = (
     check_suite(ch00, CASES)
 )
+
+
+def test_free_energy_naive_exp_gets_an_underflow_hint():
+    """math.log(0) raises "math domain error"; the failure must say why (underflow) and what to do (log space)."""
+    import pytest
+
+    from slt_course_utils.checks import CheckFailure
+
+    naive = lambda lp, loss, n, beta, dw: -math.log(float((lp - n * beta * loss).exp().sum() * dw))  # noqa: E731
+    with pytest.raises(CheckFailure, match="underflow") as info:
+        ch00.check_free_energy(naive)
+    assert "logsumexp" in str(info.value)
+    inf_version = lambda lp, loss, n, beta, dw: -torch.log((lp - n * beta * loss).exp().sum() * dw).item()  # noqa: E731
+    with pytest.raises(CheckFailure, match="underflow"):
+        ch00.check_free_energy(inf_version)
