@@ -79,13 +79,14 @@ def _gaussian_box(mean: Tensor, sd: float, half_widths: float) -> tuple[float, f
 
 
 def explorer_posterior(model: str, n: int, beta: float, truth: float, *, size: int = 161, seed: int = 0,
-                       return_loss: bool = False):
+                       return_loss: bool = False, zoom: bool = True):
     """The grid posterior the explorer shows (prior N(0, 2²) per coordinate, data from ``seed``).
 
     The two Gaussian posteriors (the 1-D mean and the line) are computed on a grid zoomed to ±10 (±7)
     posterior standard deviations around the exact posterior mean, so they are resolved at every n and β.
     The product's posterior lies along the hyperbola ab = ĉ and cannot be zoomed: use ``grid_resolves``.
-    With ``return_loss`` also return L_n on the grid (for E_β[nL_n]).
+    With ``return_loss`` also return L_n on the grid (for E_β[nL_n]); ``zoom=False`` puts the line on the
+    product's fixed box [−2.5, 2.5]² (for side-by-side figures; check ``grid_resolves``).
     """
     if model not in EXPLORER_MODELS:
         raise ValueError(f"model must be one of {EXPLORER_MODELS}, got {model!r}.")
@@ -111,7 +112,10 @@ def explorer_posterior(model: str, n: int, beta: float, truth: float, *, size: i
         P = beta * torch.stack([torch.stack([sx.new_tensor(float(n)), sx]), torch.stack([sx, sxx])]) + 0.25 * torch.eye(2, dtype=sx.dtype)
         mean = torch.linalg.solve(P, beta * torch.stack([sy, sxy]))
         sd = torch.linalg.eigvalsh(P).min().item() ** -0.5  # the widest direction sets one square box
-        axes = [torch.linspace(*_gaussian_box(m, sd, 7.0), size, dtype=torch.float64) for m in mean]
+        if zoom:
+            axes = [torch.linspace(*_gaussian_box(m, sd, 7.0), size, dtype=torch.float64) for m in mean]
+        else:
+            axes = [torch.linspace(-2.5, 2.5, 2 * size - 1, dtype=torch.float64)] * 2
         a, b = torch.meshgrid(*axes, indexing="ij")
         loss = _line_loss(a, b, stats)
     else:
