@@ -593,3 +593,18 @@ def kl_mc(
     w = torch.as_tensor(w, dtype=torch.float64)
     w0 = torch.as_tensor(w0, dtype=torch.float64)
     return model.empirical_loss(w, *data) - model.empirical_loss(w0, *data)
+
+
+def gaussian_mean_expected_generalisation_error(n: int, w0: float, prior_std: float = 1.0) -> float:
+    """E[G_n] exactly for the conjugate model N(w, 1), prior N(0, s0²), truth N(w0, 1), β = 1.
+
+    v = 1/(1/s0² + n), μ_n = vΣX ~ N(v n w0, v² n), so E(w0 − μ_n)² = w0²(v/s0²)² + v²n and
+    E[G_n] = ½ log(1 + v) + (1 + w0²(v/s0²)² + v²n)/(2(1 + v)) − ½  (G_n is linear in (w0 − μ_n)²).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}.")
+    if not prior_std > 0:
+        raise ValueError(f"prior_std must be positive, got {prior_std!r}.")
+    v = 1.0 / (1.0 / prior_std**2 + n)
+    mean_sq = w0**2 * (v / prior_std**2) ** 2 + v**2 * n
+    return 0.5 * math.log1p(v) + (1.0 + mean_sq) / (2 * (1.0 + v)) - 0.5
