@@ -31,9 +31,26 @@ def execute_notebook(path: Path, *, timeout: int = 600, kernel_name: str = "pyth
     elapsed = time.perf_counter() - start
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
+        _replace_widget_repr(cell)
     nb.metadata.pop("widgets", None)  # widget state is large and useless without a kernel
     nbformat.write(nb, path)
     return elapsed
+
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+WIDGET_NOTE = "Interactive explorer: run this cell in a live notebook (Jupyter, Colab, Binder) to get its sliders."
+
+
+def _replace_widget_repr(cell: nbformat.NotebookNode) -> None:
+    """Store a readable note instead of ``interactive(children=(FloatSlider…`` as a widget's text fallback.
+
+    Without the widget state (never stored) a fresh JupyterLab shows an output's text/plain, which for a
+    widget is its Python repr; the note says what the cell is and how to use it.
+    """
+    for output in cell.get("outputs", []):
+        data = output.get("data", {})
+        if WIDGET_MIME in data:
+            data["text/plain"] = WIDGET_NOTE
 
 
 def _collect(targets: list[Path]) -> list[Path]:

@@ -593,3 +593,30 @@ def kl_mc(
     w = torch.as_tensor(w, dtype=torch.float64)
     w0 = torch.as_tensor(w0, dtype=torch.float64)
     return model.empirical_loss(w, *data) - model.empirical_loss(w0, *data)
+
+
+def gaussian_mean_expected_generalisation_error(n: int, w0: float, prior_std: float = 1.0) -> float:
+    """E[G_n] exactly for the conjugate model N(w, 1), prior N(0, s0²), truth N(w0, 1), β = 1.
+
+    v = 1/(1/s0² + n), μ_n = vΣX ~ N(v n w0, v² n), so E(w0 − μ_n)² = w0²(v/s0²)² + v²n and
+    E[G_n] = ½ log(1 + v) + (1 + w0²(v/s0²)² + v²n)/(2(1 + v)) − ½  (G_n is linear in (w0 − μ_n)²).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}.")
+    if not prior_std > 0:
+        raise ValueError(f"prior_std must be positive, got {prior_std!r}.")
+    v = 1.0 / (1.0 / prior_std**2 + n)
+    mean_sq = w0**2 * (v / prior_std**2) ** 2 + v**2 * n
+    return 0.5 * math.log1p(v) + (1.0 + mean_sq) / (2 * (1.0 + v)) - 0.5
+
+
+def linear_gaussian_excess_free_energy(n: int, w0: Tensor) -> float:
+    """F_n − nL_n(w₀) at population statistics for y = wᵀψ(x) + N(0, 1), E[ψψᵀ] = I, prior N(0, I_d).
+
+    nL_n(w) − nL_n(w₀) = (n/2)|w − w₀|², so the excess is −log ∫ N(w; 0, I) e^{−(n/2)|w−w₀|²} dw
+    = (d/2) log(1 + n) + ½ |w₀|² n/(1 + n).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}.")
+    w0 = torch.as_tensor(w0, dtype=torch.float64).reshape(-1)
+    return 0.5 * w0.numel() * math.log1p(n) + 0.5 * float(w0 @ w0) * n / (1 + n)

@@ -352,3 +352,35 @@ SIMPLE_MODEL_RLCTS: dict[str, tuple[Fraction, int, str]] = {
     ),
 }
 
+
+
+def zeta_of_volume(lam: float, m: int, z: float) -> float:
+    """ζ(z) = ∫₀¹ ε^z dV(ε) for V(ε) = ε^λ (−log ε)^{m−1} on (0, 1], Re z > −λ (the Mellin link).
+
+    With ε = e^{−s}: ζ(z) = ∫₀^∞ e^{−zs}(−dV/ds) ds = λ(m−1)!/(z+λ)^m − (m−1)!/(z+λ)^{m−1} (the second
+    term only for m ≥ 2): a pole of order m at z = −λ, with leading coefficient λ(m−1)!.
+    """
+    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+        raise ValueError(f"m must be an integer ≥ 1, got {m!r}.")
+    if not lam > 0:
+        raise ValueError(f"lam must be positive, got {lam!r}.")
+    if not z > -lam:
+        raise ValueError(f"ζ(z) converges only for z > −λ = {-lam}; got z = {z!r}.")
+    import math
+
+    value = lam * math.factorial(m - 1) / (z + lam) ** m
+    if m >= 2:
+        value -= math.factorial(m - 1) / (z + lam) ** (m - 1)
+    return value
+
+
+def free_energy_leading_terms(lam: float, m: int, c: float, n: float) -> float:
+    """−log Z_n to leading order for Z_n = ∫₀¹ e^{−nε} dV(ε), V = c ε^λ (−log ε)^{m−1}: the Laplace step.
+
+    Z_n ≈ c Γ(λ+1) n^{−λ} (log n)^{m−1}, so F_n − nL_n(w₀) ≈ λ log n − (m−1) log log n − log(c Γ(λ+1)).
+    """
+    import math
+
+    if not (lam > 0 and c > 0 and n > 1):
+        raise ValueError(f"need lam > 0, c > 0 and n > 1; got lam = {lam!r}, c = {c!r}, n = {n!r}.")
+    return lam * math.log(n) - (m - 1) * math.log(math.log(n)) - math.log(c * math.gamma(lam + 1))

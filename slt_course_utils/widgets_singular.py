@@ -8,8 +8,9 @@ import matplotlib.pyplot as plt
 import torch
 
 from slt_course_utils import posterior
-from slt_course_utils.plotting import finish_2d_posterior
+from slt_course_utils.plotting import annotate_free_energy, labelled
 from slt_course_utils.singular import tanh_loss_grid
+from slt_course_utils.widgets import grid_resolves
 
 N_MAX = 100_000
 BOX = 2.5
@@ -49,7 +50,15 @@ def plot_tanh_posterior(log10_n: float, beta: float, product: float) -> plt.Figu
         ax.axvline(0, color="w", ls="--", lw=1)
     else:
         ax.plot([a0, -a0], [b0, -b0], "w+", ms=12, mew=2, label="W0: ±(a0, b0)")
-    finish_2d_posterior(ax, f"y = a·tanh(bx): n = {n}, β = {beta:.2f}", "a", "b", post.free_energy)
+    ax.legend(loc="upper right", frameon=True, framealpha=0.85)
+    ax.set_aspect("equal")
+    labelled(ax, f"y = a·tanh(bx): n = {n}, β = {beta:.2f}", "a", "b")
+    if grid_resolves(post):
+        annotate_free_energy(ax, post.free_energy)
+    else:  # a posterior thinner than a grid cell: a blank picture and an F_n that is off by nats
+        ax.text(0.02, 0.97, f"picture unresolved at n·β = {n * beta:.3g}: the posterior is\nthinner than a grid "
+                "cell, so no F_n is shown. Lower n or β.", transform=ax.transAxes, fontsize=8.5, va="top",
+                bbox={"facecolor": "#fdd", "alpha": 0.9, "edgecolor": "none"})
     fig.tight_layout()
     return fig
 

@@ -88,6 +88,42 @@ CASES = {
 }
 
 
+
+
+def test_free_energy_naive_exp_gets_an_underflow_hint():
+    """math.log(0) raises "math domain error"; the failure must say why (underflow) and what to do (log space)."""
+    import pytest
+
+    from slt_course_utils.checks import CheckFailure
+
+    naive = lambda lp, loss, n, beta, dw: -math.log(float((lp - n * beta * loss).exp().sum() * dw))  # noqa: E731
+    with pytest.raises(CheckFailure, match="underflow") as info:
+        ch00.check_free_energy(naive)
+    assert "logsumexp" in str(info.value)
+    inf_version = lambda lp, loss, n, beta, dw: -torch.log((lp - n * beta * loss).exp().sum() * dw).item()  # noqa: E731
+    with pytest.raises(CheckFailure, match="underflow"):
+        ch00.check_free_energy(inf_version)
+
+
+def _egn(bias=True, var=True, pred_var_one=False):
+    def fn(n, w0, s0):
+        v = 1.0 / (1.0 / s0**2 + n)
+        m2 = (w0**2 * (v / s0**2) ** 2 if bias else 0.0) + (v**2 * n if var else 0.0)
+        s2 = 1.0 if pred_var_one else 1.0 + v
+        return 0.5 * math.log(s2) + (1.0 + m2) / (2 * s2) - 0.5
+    return fn
+
+
+EGN_CASES = {
+    "check_expected_generalisation_error": (
+        SOL["expected_generalisation_error"],
+        {"prior bias forgotten": _egn(bias=False), "sampling variance forgotten": _egn(var=False),
+         "predictive variance 1": _egn(pred_var_one=True), "leading term only": lambda n, w0, s0: 0.5 / n,
+         "v = 1/n (prior ignored)": lambda n, w0, s0: 0.5 * math.log(1 + 1 / n) + (1 + 1 / n) / (2 * (1 + 1 / n)) - 0.5},
+    ),
+}
+CASES.update(EGN_CASES)
+
 test_check_passes_on_the_solution, test_check_fails_on_the_stub, test_check_rejects_a_plausible_wrong_answer = (
     check_suite(ch00, CASES)
 )

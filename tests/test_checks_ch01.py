@@ -97,6 +97,27 @@ CASES = {
 }
 
 
+
+
+def _lin(sign=1.0, log_n=False, half_d=True, ratio=True):
+    def fn(n, w0):
+        w0 = torch.as_tensor(w0, dtype=torch.float64)
+        d = w0.numel()
+        log_term = (0.5 * d if half_d else 1.0) * (math.log(n) if log_n else math.log(1 + n))
+        return log_term + sign * 0.5 * float(w0 @ w0) * (n / (1 + n) if ratio else 1.0)
+    return fn
+
+
+LIN_CASES = {
+    "check_linear_excess_free_energy": (
+        SOL["linear_excess_free_energy"],
+        {"minus sign on the |w0|² term": _lin(sign=-1.0), "log n instead of log(1 + n)": _lin(log_n=True),
+         "log(1 + n) without d/2": _lin(half_d=False), "|w0|²/2 without n/(1 + n)": _lin(ratio=False)},
+    ),
+}
+
+CASES.update(LIN_CASES)
+
 test_check_passes_on_the_solution, test_check_fails_on_the_stub, test_check_rejects_a_plausible_wrong_answer = (
     check_suite(ch01, CASES)
 )

@@ -13,8 +13,6 @@ from .conftest import solution_namespace
 SOL = solution_namespace("02_singular_models")
 
 
-
-
 def _mask_product_approx(a, b, a0, b0, tol):
     """K ≈ ½(ab − a0b0)²: right at the origin, wrong once tanh saturates."""
     return 0.5 * (a * b - a0 * b0) ** 2 < tol
@@ -33,12 +31,44 @@ def _fisher_no_x(a, b):
     return (grad * ws[:, None]).T @ grad
 
 
-def _rank_absolute(points):
-    return [int((torch.linalg.eigvalsh(SOL["fisher_tanh_answer"](a, b)) > 1e-6).sum()) for a, b in points.tolist()]
+def _rank_absolute(cut):
+    return lambda points, fisher: [int((torch.linalg.eigvalsh(fisher(a, b)) > cut).sum()) for a, b in points.tolist()]
 
 
-def _rank_matrix_rank_default(points):
-    return [int(torch.linalg.matrix_rank(SOL["fisher_tanh_answer"](a, b)).item()) for a, b in points.tolist()]
+def _rank_positive_eigenvalues(points, fisher):
+    return [int((torch.linalg.eigvalsh(fisher(a, b)) > 0).sum()) for a, b in points.tolist()]
+
+
+def _rank_nonzero_diagonal(points, fisher):
+    return [int((torch.diagonal(fisher(a, b)).abs() > 1e-8 * fisher(a, b).abs().max().clamp_min(1e-300)).sum())
+            for a, b in points.tolist()]
+
+
+def _rank_own_fisher_absolute(points, fisher):
+    """Ignores the matrices it is given and uses the analytic I with an absolute cut-off."""
+    return _rank_absolute(1e-10)(points, lambda a, b: SOL["fisher_tanh_answer"](a, b))
+
+
+def _fisher_gauss_hermite(nodes):
+    def fisher_tanh(a, b):
+        xs, ws = models.gauss_hermite_normal(nodes)
+        t = torch.tanh(b * xs)
+        grad = torch.stack([t, a * xs * (1 - t * t)], dim=-1)
+        return (grad * ws[:, None]).T @ grad
+
+    return fisher_tanh
+
+
+def test_fisher_tanh_accepts_gauss_hermite_100_nodes(capsys):
+    """The notation cell offers gauss_hermite_normal() (100 nodes, error 1.5e-5 at b = 2): it must pass."""
+    ch02.check_fisher_tanh(_fisher_gauss_hermite(100))
+    assert "passed" in capsys.readouterr().out
+
+
+def test_rank_along_accepts_matrix_rank_with_relative_tolerance(capsys):
+    ch02.check_rank_along(lambda points, fisher: [int(torch.linalg.matrix_rank(fisher(a, b), rtol=1e-8).item())
+                                                  for a, b in points.tolist()])
+    assert "passed" in capsys.readouterr().out
 
 
 def _flip_a_only(w, perm, signs):
@@ -85,7 +115,9 @@ CASES = {
     ),
     "check_rank_along": (
         SOL["rank_along"],
-        {"absolute threshold": _rank_absolute, "always full rank": lambda p: [2] * len(p)},
+        {"absolute threshold 1e-6": _rank_absolute(1e-6), "absolute threshold 1e-10": _rank_absolute(1e-10),
+         "counts positive eigenvalues": _rank_positive_eigenvalues, "counts non-zero diagonal entries": _rank_nonzero_diagonal,
+         "ignores the given matrices": _rank_own_fisher_absolute, "always full rank": lambda p, f: [2] * len(p)},
     ),
     "check_count_symmetries": (
         SOL["count_symmetries"],

@@ -1,5 +1,6 @@
 """Chapter 03 checks: pass on the solutions, fail on stubs and on plausible wrong answers."""
 
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -80,12 +81,63 @@ CASES = {
 }
 
 
-test_check_passes_on_the_solution, test_check_fails_on_the_stub, test_check_rejects_a_plausible_wrong_answer = (
-    check_suite(ch03, CASES)
-)
 
 
 def test_solution_volume_fraction_agrees_with_the_package():
     k = torch.rand(1000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     eps = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
     assert torch.allclose(SOL["volume_fraction"](k, eps), volume.volume_curve(k, eps).volume)
+
+
+def _derived(**changes):
+    """The solution's dict with some entries replaced (plausible slips)."""
+    def fn():
+        out = dict(SOL["derived_rlcts"]())
+        out.update(changes)
+        return out
+    return fn
+
+
+def _zeta_no_second_term(lam, m, z):
+    return lam * math.factorial(m - 1) / (z + lam) ** m
+
+
+def _zeta_order_m_minus_1(lam, m, z):
+    return lam / (z + lam) ** max(m - 1, 1)
+
+
+def _zeta_no_factorial(lam, m, z):
+    return lam / (z + lam) ** m - (1 / (z + lam) ** (m - 1) if m >= 2 else 0.0)
+
+
+def _zeta_sign(lam, m, z):
+    return lam * math.factorial(m - 1) / (z + lam) ** m + (math.factorial(m - 1) / (z + lam) ** (m - 1) if m >= 2 else 0.0)
+
+
+NEW_CASES = {
+    "check_derived_rlcts": (
+        SOL["derived_rlcts"],
+        {
+            "tanh: regular value d/2": _derived(**{"a·tanh(bx)": (Fraction(1), 1)}),
+            "tanh: m = 1 (tie missed)": _derived(**{"a·tanh(bx)": (Fraction(1, 2), 1)}),
+            "abc: m = 2": _derived(**{"abc·x": (Fraction(1, 2), 2)}),
+            "a²b: λ from the b coordinate": _derived(**{"a²b·x": (Fraction(1, 2), 1)}),
+            "a²b: λ = 1/8 (K squared twice)": _derived(**{"a²b·x": (Fraction(1, 8), 1)}),
+            "prior ignored": _derived(**{"a·tanh(bx), prior ∝ |a|": (Fraction(1, 2), 2)}),
+            "prior on the wrong coordinate's ratio": _derived(**{"a·tanh(bx), prior ∝ |a|": (Fraction(1), 1)}),
+            "floats": _derived(**{"a·tanh(bx)": (0.5, 2)}),
+            "missing key": lambda: {"a·tanh(bx)": (Fraction(1, 2), 2)},
+        },
+    ),
+    "check_zeta_from_volume": (
+        SOL["zeta_from_volume"],
+        {"second term forgotten": _zeta_no_second_term, "pole of order m − 1": _zeta_order_m_minus_1,
+         "(m − 1)! forgotten": _zeta_no_factorial, "sign of the second term": _zeta_sign},
+    ),
+}
+
+CASES.update(NEW_CASES)
+
+test_check_passes_on_the_solution, test_check_fails_on_the_stub, test_check_rejects_a_plausible_wrong_answer = (
+    check_suite(ch03, CASES)
+)

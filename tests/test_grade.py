@@ -24,8 +24,8 @@ from slt_course_utils import grade
 from .conftest import EXERCISES, REPO, SOLUTIONS
 
 CH = "00_bayesian_learning"
-EXERCISE_IDS = [f"ch00-ex{k}-check" for k in range(1, 8)]
-POINTS = dict.fromkeys(EXERCISE_IDS, 1.0) | {"ch00-ex7-check": 2.0}
+EXERCISE_IDS = [f"ch00-ex{k}-check" for k in range(1, 9)]
+POINTS = dict.fromkeys(EXERCISE_IDS, 1.0) | {"ch00-ex7-check": 2.0, "ch00-ex8-check": 3.0}
 CELL_TIMEOUT = 15  # the slowest cell of the solution takes ~3 s alone, ~6 s with both cores busy
 
 
@@ -407,8 +407,8 @@ def test_feedback_files(graded):
     names = grade.feedback_filenames(sorted(expected))
     assert sorted(p.name for p in (out / "feedback").glob("*.md")) == sorted(names.values())
     text = (out / "feedback" / "renamed.md").read_text(encoding="utf-8")
-    assert "7 / 8 points" in text and "empirical_loss is not defined" in text
-    assert "8 / 8 points" in (out / "feedback" / "good.md").read_text(encoding="utf-8")
+    assert "10 / 11 points" in text and "empirical_loss is not defined" in text
+    assert "11 / 11 points" in (out / "feedback" / "good.md").read_text(encoding="utf-8")
     assert "timed out" in (out / "feedback" / "infinite_loop.md").read_text(encoding="utf-8")
 
 
@@ -425,7 +425,7 @@ def test_exercises_come_from_the_solution_notebook():
     assert {e.grade_id: e.points for e in chapter.exercises} == POINTS
     assert chapter.check_imports == ["from slt_course_utils.checks import ch00"]
     assert "empirical_loss" in chapter.function_names
-    assert chapter.max_points == 8
+    assert chapter.max_points == 11
 
 
 def test_chapter_detection(tmp_path, solutions_dir):
@@ -530,7 +530,7 @@ def test_unreadable_notebooks_need_no_kernel(tmp_path):
     bad = tmp_path / "x" / f"{CH}.ipynb"
     bad.write_text('{"nbformat": 4}')
     res = grade.grade_submission(grade.Submission("x", bad), chapters, _options())
-    assert [r.passed for r in res.rows] == [False] * 7
+    assert [r.passed for r in res.rows] == [False] * 8
     assert "not a valid notebook" in res.rows[0].message
     lost = tmp_path / "who.ipynb"
     lost.write_text("")

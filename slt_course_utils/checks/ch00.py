@@ -60,7 +60,18 @@ def check_free_energy(free_energy) -> str:
         w, dw = _grid(-1.5, 2.0, 3501)
         loss = models.gaussian_mean_loss(w, x)
         log_prior = posterior.log_normal_prior(w, 0.0, 1.0)
-        got = call_student(free_energy, log_prior, loss, n, beta, dw)
+        try:
+            got = call_student(free_energy, log_prior, loss, n, beta, dw)
+        except CheckFailure as err:
+            if err.not_implemented:
+                raise
+            # A naive exp(−nβL_n) underflows to 0 at n = 100 000 and log(0) then fails ("math domain error").
+            raise CheckFailure(f"{err}\nHint: at n = {n} the terms exp(log φ − nβL_n) are about e^(−{n * 1.4:.0f}): "
+                               "they underflow to 0 in float64 and log(0) fails. Stay in log space: "
+                               "F = −(logsumexp(log φ − nβL_n) + log Δw).") from err
+        if not math.isfinite(float(got)):
+            raise CheckFailure(f"F_n (n = {n}, β = {beta}) came out as {float(got)}: exp(−nβL_n) underflowed to 0."
+                               "\nHint: stay in log space with torch.logsumexp, then add log Δw.")
         exact = models.gaussian_mean_conjugate(x, beta=beta).free_energy
         assert_close(
             float(got), exact, what=f"F_n (n = {n}, β = {beta}) vs the exact conjugate value", rtol=1e-6,
@@ -159,3 +170,27 @@ def check_metropolis_hastings(metropolis_hastings_1d) -> str:
     assert_close(s.var(), 1 / 12, what="sample variance of the U(0, 1) target", atol=0.005, rtol=0,
                  hint="record the current state after every step, including rejected proposals.")
     return "samples match N(1, 0.5²) and U(0, 1)"
+
+
+@exercise_check
+def check_expected_generalisation_error(expected_generalisation_error) -> str:
+    """E[G_n] = ½log(1+v) + (1 + w0²(v/s0²)² + v²n)/(2(1+v)) − ½, v = 1/(1/s0² + n), at 6 settings."""
+    # Exact formula against exact formula: rtol 1e-9 allows only rounding. The settings include a far-off
+    # truth (w0 = 3) and a tight prior (s0 = 0.3) so that the bias term matters, and small n where the
+    # asymptotic 1/(2n) is off by 20%.
+    for n, w0, s0 in [(1, 0.3, 1.0), (10, 0.3, 1.0), (10, 3.0, 1.0), (50, 1.0, 0.3), (1000, 0.3, 1.0), (3, -2.0, 2.0)]:
+        got = call_student(expected_generalisation_error, n, w0, s0)
+        expected = models.gaussian_mean_expected_generalisation_error(n, w0, s0)
+        try:
+            ok = abs(float(got) - expected) <= 1e-9 * abs(expected)
+        except (TypeError, ValueError) as err:
+            raise CheckFailure(f"expected_generalisation_error should return a float, got {got!r:.60}.") from err
+        if not ok:
+            if abs(float(got) - 0.5 / n) <= 1e-9:
+                hint = "that is only the leading term λ/n; the question asks for the exact expectation at finite n."
+            else:
+                hint = ("only μ_n is random: E(w0 − μ_n)² = (w0 − Eμ_n)² + Var μ_n with Eμ_n = v n w0 (a bias toward "
+                        "the prior mean 0) and Var μ_n = v² n; the predictive variance is 1 + v.")
+            raise CheckFailure(f"E[G_n] for n = {n}, w0 = {w0}, prior_std = {s0} is {'too large' if float(got) > expected else 'too small'}."
+                               f"\nHint: {hint}")
+    return "E[G_n] exact at 6 (n, w0, s0), including a far-off truth and a tight prior"

@@ -212,3 +212,26 @@ def check_fisher_rank(fisher_rank_answer) -> str:
                 "the zero matrix has rank 0."
             )
     return "relative-threshold rank on 7 matrices, including two tanh networks (ranks 4 and 6)"
+
+
+@exercise_check
+def check_linear_excess_free_energy(linear_excess_free_energy) -> str:
+    """F_n − nL_n(w₀) = (d/2) log(1+n) + ½|w₀|² n/(1+n) for the linear model at population statistics."""
+    # Exact against exact: rtol 1e-9 allows rounding only. Small n (1, 3) separates log(1+n) from log n and
+    # n/(1+n) from 1; d = 1, 2, 3 separates d/2 from 1; w₀ = 0 isolates the log term.
+    cases = [(1, [0.3, -0.5]), (3, [2.0]), (100, [0.3, -0.5]), (10_000, [1.0, 2.0, -1.0]), (7, [0.0, 0.0])]
+    for n, w0 in cases:
+        w0_t = torch.tensor(w0, dtype=torch.float64)
+        got = call_student(linear_excess_free_energy, n, w0_t.clone())
+        expected = models.linear_gaussian_excess_free_energy(n, w0_t)
+        try:
+            got_f = float(got)
+        except (TypeError, ValueError) as err:
+            raise CheckFailure(f"linear_excess_free_energy should return a float, got {got!r:.60}.") from err
+        if not abs(got_f - expected) <= 1e-9 * abs(expected) + 1e-12:
+            raise CheckFailure(
+                f"F_n − nL_n(w0) for n = {n}, d = {len(w0)}, w0 = {w0} is {'too large' if got_f > expected else 'too small'}."
+                "\nHint: complete the square in ½|w|² + (n/2)|w − w0|²: the Gaussian integral gives (1 + n)^(−d/2) "
+                "(not n^(−d/2)), and the left-over term ½|w0|²·n/(1 + n) enters F_n with a PLUS sign."
+            )
+    return "exact for d = 1, 2, 3 and n from 1 to 10 000"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from slt_course_utils import fisher, models, singular
@@ -53,10 +55,12 @@ def check_fisher_tanh(fisher_tanh_answer) -> str:
     """I(a, b) for y = a·tanh(bx) + N(0, 1), x ~ N(0, 1): a 2 × 2 matrix at several points."""
     for a, b in [(0.0, 0.0), (0.0, 1.3), (0.8, 0.0), (1.0, 1.0), (-0.7, 2.0), (1.5, -0.4)]:
         got = call_student(fisher_tanh_answer, a, b)
-        # Reference: a trapezoid rule over x whose error is far below 1e-10; Gauss–Hermite with 100
-        # nodes is good to ~1e-7 for |b| ≤ 2 (tanh has poles at ±iπ/2b), so rtol = atol = 1e-5 leaves room.
+        # Reference: a trapezoid rule over x whose error is far below 1e-10. Gauss–Hermite converges slowly
+        # here (tanh has poles at ±iπ/2b): measured max error at (−0.7, 2.0) is 1.5e-5 with the 100 nodes of
+        # models.gauss_hermite_normal() and 4.9e-4 with 50. rtol = atol = 1e-4 accepts 100 nodes with a 6×
+        # margin and the trapezoid rule by far; every wrong formula we tried is off by > 1e-2.
         assert_close(
-            got, fisher.fisher_tanh(a, b), what=f"Fisher information at (a, b) = ({a}, {b})", rtol=1e-5, atol=1e-5,
+            got, fisher.fisher_tanh(a, b), what=f"Fisher information at (a, b) = ({a}, {b})", rtol=1e-4, atol=1e-4,
             hint="the score is (y − a tanh(bx))·(tanh(bx), a·x·sech²(bx)); I = E_x[∇f ∇fᵀ] with ∇f = "
                  "(tanh(bx), a·x·sech²(bx)). Note the x in ∂/∂b, and that it is E over x ~ N(0, 1).",
         )
@@ -68,28 +72,57 @@ RANK_POINTS = [((0.0, 0.0), 0), ((0.0, 1.0), 1), ((0.0, -2.0), 1), ((1.5, 0.0), 
                ((1.0, 1.0), 2), ((-1.0, 0.5), 2), ((0.05, 0.05), 2), ((0.0, 0.05), 1)]
 
 
+def _rotated(scale: float, angle: float):
+    """(a, b) ↦ scale · Q I(a, b) Qᵀ with Q the rotation by ``angle``: same rank as I(a, b), other entries."""
+    c, s = torch.cos(torch.tensor(angle, dtype=torch.float64)), torch.sin(torch.tensor(angle, dtype=torch.float64))
+    Q = torch.stack([torch.stack([c, -s]), torch.stack([s, c])])
+    return lambda a, b: scale * (Q @ fisher.fisher_tanh(a, b) @ Q.T)
+
+
 @exercise_check
 def check_rank_along(rank_along) -> str:
-    """Fisher rank of y = a·tanh(bx) at points on and off the cross W0 = {ab = 0}."""
+    """Fisher rank of y = a·tanh(bx) at points on and off the cross W0 = {ab = 0}, also for c·Q I Qᵀ."""
     points = torch.tensor([p for p, _ in RANK_POINTS], dtype=torch.float64)
-    got = call_student(rank_along, points)
-    expected = [r for _, r in RANK_POINTS]
-    try:
-        got_list = [int(v) for v in torch.as_tensor(got).reshape(-1).tolist()]
-    except (TypeError, ValueError) as err:
-        raise CheckFailure(f"rank_along should return one integer rank per point, got {got!r:.80}.") from err
-    if len(got_list) != len(expected):
-        raise CheckFailure(f"rank_along should return {len(expected)} ranks (one per row of points), got {len(got_list)}.")
-    bad = [(tuple(p), e, g) for (p, e), g in zip(RANK_POINTS, got_list) if e != g]
-    if bad:
-        (p, e, g) = bad[0]
-        raise CheckFailure(
-            f"{len(bad)} of {len(expected)} ranks wrong; e.g. at (a, b) = {p} you returned rank {g}, which is "
-            f"{too_large_or_small(g, e)}."
-            "\nHint: count eigenvalues above a RELATIVE threshold, tol × (largest eigenvalue) — e.g. "
-            "fisher.fisher_rank(I) — not above a fixed absolute number: near the origin all entries are small."
-        )
-    return "ranks 0 at the crossing, 1 on the arms, 2 off the set"
+    # Rank is invariant under I ↦ c·Q I Qᵀ. The rescaled and rotated copies defeat the two shortcuts the
+    # analytic I allows: an absolute eigenvalue cut-off (at c = 1e-12 every eigenvalue is below 1e-11) and
+    # counting non-zero eigenvalues or diagonal entries (after a rotation the zero eigenvalue is rounding noise
+    # of either sign, ~1e-17 of the largest, and the diagonal is full). At (0.05, 0.05) the small eigenvalue is
+    # 4e-6 of the largest, far above the 1e-8 rule and far above rounding, so every case is decisive.
+    cases = [("I(a, b)", fisher.fisher_tanh), ("1e-12 · Q I Qᵀ (Q a rotation by 0.7)", _rotated(1e-12, 0.7)),
+             ("1e8 · Q I Qᵀ (Q a rotation by 2.1)", _rotated(1e8, 2.1)), ("Q I Qᵀ (Q a rotation by π/4)", _rotated(1.0, math.pi / 4))]
+    # And matrices that are not the tanh Fisher at all: s·Q diag(1, r) Qᵀ, whose rank under the 1e-8 rule is
+    # 2 for r = 1e-6 and 1 for r = 1e-10 (two decades either side of the rule), 0 for s = 0. A function that
+    # ignores `fisher` and recomputes I(a, b) itself gets these wrong.
+    synthetic = [(0.0, 1.0, 0), (1e-12, 1e-6, 2), (1e5, 1e-10, 1), (1.0, 1e-10, 1), (3e-9, 1e-6, 2), (1.0, 1.0, 2),
+                 (1e-14, 1e-10, 1), (2.0, 1e-6, 2), (1e-3, 0.0, 1)]
+    table = {tuple(p): (sc, r) for (p, _), (sc, r, _) in zip(RANK_POINTS, synthetic)}
+    rot = _rotated(1.0, 0.3)(1.0, 1.0)  # any fixed rotation will do: take Q from a symmetric eigendecomposition
+    Q = torch.linalg.eigh(rot)[1]
+
+    def synthetic_fn(a: float, b: float) -> torch.Tensor:
+        sc, r = table[(a, b)]
+        return sc * (Q @ torch.diag(torch.tensor([1.0, r], dtype=torch.float64)) @ Q.T)
+
+    cases.append(("a matrix s·Q diag(1, r) Qᵀ that is not a tanh Fisher", synthetic_fn))
+    for label, fisher_fn in cases:
+        expected = [r for _, r in RANK_POINTS] if fisher_fn is not synthetic_fn else [k for _, _, k in synthetic]
+        got = call_student(rank_along, points.clone(), fisher_fn)
+        try:
+            got_list = [int(v) for v in torch.as_tensor(got).reshape(-1).tolist()]
+        except (TypeError, ValueError) as err:
+            raise CheckFailure(f"rank_along should return one integer rank per point, got {got!r:.80}.") from err
+        if len(got_list) != len(expected):
+            raise CheckFailure(f"rank_along should return {len(expected)} ranks (one per row of points), got {len(got_list)}.")
+        bad = [(tuple(p), e, g) for (p, _), e, g in zip(RANK_POINTS, expected, got_list) if e != g]
+        if bad:
+            (p, e, g) = bad[0]
+            raise CheckFailure(
+                f"with fisher(a, b) = {label}: {len(bad)} of {len(expected)} ranks wrong; e.g. at (a, b) = {p} "
+                f"your rank {g} is wrong (it should be {'higher' if e > g else 'lower'}). Rank does not change when a matrix is rescaled or rotated."
+                "\nHint: use the `fisher` you are given, and count eigenvalues above a RELATIVE threshold, "
+                "1e-8 × (largest eigenvalue) — not above a fixed number, and not merely non-zero ones."
+            )
+    return "ranks 0 at the crossing, 1 on the arms, 2 off the set — also for rescaled and rotated matrices"
 
 
 @exercise_check

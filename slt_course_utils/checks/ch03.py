@@ -222,3 +222,71 @@ __all__ = [
     "check_blowup_chart", "check_estimate_rlcts", "check_fit_slope", "check_newton_distance",
     "check_rlct_normal_crossing", "check_volume_fraction", "reference_estimate",
 ]
+
+
+# Exercise 7: (λ, m) of four models at the zero truth, each derived by reducing K to a normal crossing.
+DERIVED_MODELS = {  # name: (k, h) of the normal crossing that K reduces to near 0
+    "a·tanh(bx)": ([1, 1], [0, 0]),
+    "abc·x": ([1, 1, 1], [0, 0, 0]),
+    "a²b·x": ([2, 1], [0, 0]),
+    "a·tanh(bx), prior ∝ |a|": ([1, 1], [1, 0]),
+}
+
+
+@exercise_check
+def check_derived_rlcts(derived_rlcts) -> str:
+    """{name: (λ, m)} for four models; exact, from the normal crossing each K reduces to."""
+    got = call_student(derived_rlcts)
+    if not isinstance(got, dict):
+        raise CheckFailure(f"derived_rlcts() should return a dict {{name: (λ, m)}}, got {type(got).__name__}.")
+    missing = [name for name in DERIVED_MODELS if name not in got]
+    if missing:
+        raise CheckFailure(f"derived_rlcts() should have the keys {list(DERIVED_MODELS)}; missing {missing}.")
+    for name, (k, h) in DERIVED_MODELS.items():
+        value = got[name]
+        if not isinstance(value, tuple) or len(value) != 2:
+            raise CheckFailure(f"derived_rlcts()[{name!r}] should be a tuple (λ, m), got {value!r:.60}.")
+        lam_exact, m_exact = theory.rlct_normal_crossing(k, h)
+        lam = _exact_fraction(value[0], f"λ for {name}", "return λ as fractions.Fraction(1, 2), not 0.5.")
+        d = len(k)
+        if lam != lam_exact:
+            if lam == Fraction(d, 2):
+                why = f"λ = d/2 is the regular value; this model is singular at the origin (d = {d})."
+            elif lam > lam_exact:
+                why = "your λ is too large: look for the coordinate with the smallest ratio (h_j + 1)/(2k_j)."
+            else:
+                why = "your λ is too small: did you count a prior power (or a Jacobian) h_j, or a squared K twice?"
+            raise CheckFailure(f"λ for {name} is wrong. {why}\nHint: write K = ½ E_x[f²] near 0 as a monomial "
+                               "times a positive function and read off k; the prior gives h.")
+        if isinstance(value[1], bool) or not isinstance(value[1], int) or value[1] != m_exact:
+            raise CheckFailure(f"λ for {name} is right but the multiplicity m = {value[1]!r} is wrong.\nHint: m is the number "
+                               "of coordinates j that attain the minimum of (h_j + 1)/(2k_j) (ties), counted after "
+                               "the prior's powers are included.")
+    return "λ and m exact for the four models"
+
+
+# Exercise 8: ζ(z) of the model volume V(ε) = ε^λ (−log ε)^(m−1). The reference (theory.zeta_of_volume) is
+# checked against quadrature in tests/test_theory.py; values are O(1)–O(10⁴) and computed in float64, so a
+# rtol of 1e-9 only allows rounding, while every wrong closed form we tried is off by > 1e-2 at some point.
+ZETA_POINTS = [(0.5, 1, 0.3), (0.5, 2, -0.2), (0.5, 2, 1.0), (0.25, 3, 1.0), (0.25, 3, -0.2), (1.5, 2, -1.0),
+               (0.75, 4, -0.5), (1.0, 1, -0.9), (2.0, 3, 0.0)]
+
+
+@exercise_check
+def check_zeta_from_volume(zeta_from_volume) -> str:
+    """ζ(z) = λ(m−1)!/(z+λ)^m − (m−1)!/(z+λ)^(m−1) (second term for m ≥ 2) at 9 points."""
+    for lam, m, z in ZETA_POINTS:
+        got = call_student(zeta_from_volume, lam, m, z)
+        try:
+            got_f = float(got)
+        except (TypeError, ValueError) as err:
+            raise CheckFailure(f"zeta_from_volume should return a float, got {got!r:.60}.") from err
+        expected = theory.zeta_of_volume(lam, m, z)
+        if not (abs(got_f - expected) <= 1e-9 * abs(expected) + 1e-12):
+            # Diagnose without printing the value: the pole order is visible in how ζ scales near −λ.
+            raise CheckFailure(
+                f"zeta_from_volume({lam}, {m}, {z}) is wrong (λ = {lam}, m = {m}).\nHint: substitute ε = e^(−s); "
+                "−dV/ds = λe^(−λs)s^(m−1) − (m−1)e^(−λs)s^(m−2) has two terms for m ≥ 2 (product rule), and "
+                "∫₀^∞ s^(k−1)e^(−as) ds = Γ(k)/a^k with Γ(k) = (k−1)!."
+            )
+    return "ζ(z) exact at 9 points (m = 1 to 4): a pole of order m at −λ"
