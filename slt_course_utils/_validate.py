@@ -20,6 +20,7 @@ __all__ = [
     "InputTypeError",
     "finite_float",
     "finite_tensor",
+    "float64_tensor",
     "int_in_range",
     "int_sequence",
     "nonnegative_float",
@@ -63,7 +64,7 @@ def positive_float(name: str, x: object, *, allow_inf: bool = False) -> float:
     """A real number > 0 (and finite unless ``allow_inf``)."""
     v = real_scalar(name, x)
     if math.isnan(v) or not v > 0 or (v == math.inf and not allow_inf):
-        raise ValueError(f"{name} must be a positive {'' if allow_inf else 'finite '}number, got {v!r}.")
+        raise ValueError(f"{name} must be positive{'' if allow_inf else ' and finite'}, got {v!r}.")
     return v
 
 
@@ -71,7 +72,7 @@ def nonnegative_float(name: str, x: object) -> float:
     """A finite real number ≥ 0."""
     v = real_scalar(name, x)
     if not (math.isfinite(v) and v >= 0):
-        raise ValueError(f"{name} must be a finite number ≥ 0, got {v!r}.")
+        raise ValueError(f"{name} must be finite and ≥ 0, got {v!r}.")
     return v
 
 
@@ -90,6 +91,9 @@ def _integer(name: str, x: object) -> int:
 def int_in_range(name: str, x: object, low: int | None = None, high: int | None = None) -> int:
     """An integer with low ≤ x ≤ high (either bound may be None)."""
     v = _integer(name, x)
+    if high is None and low is not None and v < low:
+        what = "a non-negative integer" if low == 0 else "a positive integer" if low == 1 else f"an integer ≥ {low}"
+        raise ValueError(f"{name} must be {what}, got {v}.")
     if (low is not None and v < low) or (high is not None and v > high):
         lo = "−∞" if low is None else str(low)
         hi = "∞" if high is None else str(high)
@@ -140,3 +144,14 @@ def finite_tensor(name: str, t: Tensor) -> Tensor:
         bad = int((~torch.isfinite(t)).sum())
         raise ValueError(f"{name} contains {bad} NaN or infinite entries; every entry must be finite.")
     return t
+
+
+def float64_tensor(name: str, x: object) -> Tensor:
+    """x (a tensor, array, sequence or iterator — read once) as a float64 tensor with finite entries."""
+    if not isinstance(x, (Tensor, str, bytes)) and isinstance(x, Iterable) and not hasattr(x, "__len__"):
+        x = list(x)
+    try:
+        t = torch.as_tensor(x, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise InputTypeError(f"{name} must be real numbers (a tensor, array or list), got {_describe(x)} ({err}).") from None
+    return finite_tensor(name, t)

@@ -282,8 +282,8 @@ def test_deep_linear_rlct_increases_with_true_rank():
 
 @pytest.mark.parametrize(
     "widths, r, match",
-    [([3], 0, "at least input and output"), ([3, 0, 2], 0, "positive integers"),
-     ([3, 2.0, 2], 0, "positive integers"), ([3, 2, 4], 3, "true rank"), ([3, 2, 4], -1, "true rank")],
+    [([3], 0, "at least 2 entries"), ([3, 0, 2], 0, "integers ≥ 1"),
+     ([3, 2.0, 2], 0, "must be integers"), ([3, 2, 4], 3, "true rank"), ([3, 2, 4], -1, "true rank")],
 )
 def test_deep_linear_bad_input(widths, r, match):
     with pytest.raises(ValueError, match=match):
