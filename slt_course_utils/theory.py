@@ -296,6 +296,13 @@ REDUCED_RANK_EXAMPLES: dict[tuple[int, int, int, int], RLCT] = {
     (3, 4, 8, 0): (Fraction(6), 1),
     (1, 1, 1, 0): (Fraction(1, 2), 2),
     (1, 1, 1, 1): (Fraction(1, 2), 1),
+    # r > 0 in each of the four cases, worked by hand from the formulas (docstring above):
+    (4, 4, 2, 1): (Fraction(5), 2),  # case 1, M+H+N+r = 11 odd: s = 2·3·8 − 0 − 9 = 39, (s+1)/8
+    (4, 3, 2, 1): (Fraction(4), 1),  # case 1, even: s = 2·3·7 − 1 − 9 = 32, s/8
+    (2, 6, 3, 1): (Fraction(9, 2), 1),  # case 2 (M+H = 5 < N+r = 7): (6 − 3 + 6)/2
+    (6, 2, 3, 1): (Fraction(9, 2), 1),  # case 3 (N+H = 5 < M+r = 7): (6 − 3 + 6)/2
+    (2, 2, 5, 1): (Fraction(2), 1),  # case 4 (M+N = 4 < H+r = 6): MN/2
+    (5, 3, 2, 2): (Fraction(6), 1),  # case 3 at full rank r = H: H(M+N−H)/2, the regular count
 }
 
 #: (widths, true rank) → (λ, m) for deep linear networks (Aoyagi 2024, Theorem 1).
