@@ -113,3 +113,21 @@ def test_wbic_minus_the_minimum_is_half_log_n_for_a_regular_model():
     w_hat = torch.tensor([[stats.cross.item() / stats.gram.item()]], dtype=torch.float64)
     gap = fe.wbic_grid(loss, prior, [(-6.0, 6.0)], n, points=513) - n * loss(w_hat).item()
     assert gap / math.log(n) == pytest.approx(0.5, abs=0.001)
+
+
+def test_ols_standard_errors_equal_the_textbook_formula():
+    """se(λ̂) = √(σ̂² [(XᵀX)⁻¹]₁₁), σ̂² = RSS/(k − p): computed here in matrix form, independently of the
+    centred formula in the package; k = 10 points, p = 2 (free_energy_slope) or 3 (joint fit)."""
+    y = _noisy_replicates(1, 0.3, seed=5)[0]
+    logn = NS.log()
+    for design, fit_se in (
+        (torch.stack([logn, torch.ones_like(logn)], -1),
+         p.free_energy_slope(NS, y + logn.log(), multiplicity=1).stderr),
+        (torch.stack([logn, -logn.log(), torch.ones_like(logn)], -1),
+         fe.fit_learning_coefficient(NS, y, multiplicity=None).lam_stderr),
+    ):
+        target = y + logn.log() if design.shape[1] == 2 else y
+        coef = torch.linalg.lstsq(design, target[:, None]).solution[:, 0]
+        rss = ((target - design @ coef) ** 2).sum()
+        cov = rss / (NS.numel() - design.shape[1]) * torch.linalg.inv(design.T @ design)
+        assert fit_se == pytest.approx(cov[0, 0].sqrt().item(), rel=1e-9)
