@@ -23,6 +23,7 @@ __all__ = [
     "float64_tensor",
     "int_in_range",
     "int_sequence",
+    "model_input",
     "nonnegative_float",
     "nonnegative_int",
     "positive_float",
@@ -155,3 +156,12 @@ def float64_tensor(name: str, x: object) -> Tensor:
     except (TypeError, ValueError, RuntimeError) as err:
         raise InputTypeError(f"{name} must be real numbers (a tensor, array or list), got {_describe(x)} ({err}).") from None
     return finite_tensor(name, t)
+
+
+def model_input(x: object, weight: Tensor) -> None:
+    """x must be a tensor of shape (..., weight.shape[-1]) in weight's dtype: a clear error instead of torch's."""
+    if not isinstance(x, Tensor) or x.ndim < 1 or x.shape[-1] != weight.shape[-1]:
+        raise ValueError(f"the input must be a tensor of shape (..., {weight.shape[-1]}), got {_describe(getattr(x, 'shape', x))}.")
+    if x.dtype != weight.dtype:
+        raise InputTypeError(f"the input has dtype {x.dtype} but the model's parameters are {weight.dtype}: convert one "
+                             f"(x.to({weight.dtype}) or model.to({x.dtype})).")

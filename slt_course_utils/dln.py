@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from slt_course_utils._validate import (
     int_in_range,
     int_sequence,
+    model_input,
     nonnegative_float,
     positive_float,
     positive_int,
@@ -50,6 +51,7 @@ class DeepLinearNetwork(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        model_input(x, self.layers[0].weight)
         return self.layers(x)
 
     def product(self) -> Tensor:

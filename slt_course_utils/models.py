@@ -34,6 +34,14 @@ def _check_sigma(sigma: float) -> float:
     return positive_float("the noise scale sigma", sigma)
 
 
+def _same_float(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """The tensors in one floating dtype (the promoted one, at least float32), so mixed float32/float64 inputs work."""
+    dtype = torch.float32
+    for t in tensors:
+        dtype = torch.promote_types(dtype, t.dtype) if t.is_floating_point() else dtype
+    return tuple(t.to(dtype) for t in tensors)
+
+
 def _chunked_mean(nll: Callable[..., Tensor], w: Tensor, data: tuple[Tensor, ...], chunk: int, width: int = 1) -> Tensor:
     """mean_i nll(w, *data_i) over the sample axis, in blocks of about ``chunk`` (grid × samples × width) numbers."""
     n = data[0].shape[0]
@@ -429,6 +437,7 @@ class ReducedRankRegression:
     def nll(self, w: Tensor, x: Tensor, y: Tensor) -> Tensor:
         """Per-sample −log p(y_i|x_i, w) = (N/2) log 2πσ² + |y_i − BAx_i|²/(2σ²), shape ``w.shape[:-1] + (n,)``."""
         _check_data_2d(x, y, self.M, self.N)
+        w, x, y = _same_float(w, x, y)
         C = self.product(w)
         r = y - x @ C.transpose(-1, -2)  # (..., n, N)
         return 0.5 * self.N * (LOG_2PI + 2 * math.log(self.sigma)) + (r * r).sum(-1) / (2 * self.sigma**2)
@@ -478,6 +487,7 @@ class LogisticRegression:
         self._check_w(w)
         if x.ndim != 2 or x.shape[1] != self.d or y.shape != (x.shape[0],):
             raise ValueError(f"expected x of shape (n, {self.d}) and y of shape (n,), got {tuple(x.shape)} and {tuple(y.shape)}.")
+        w, x, y = _same_float(w, x, y)
         z = w @ x.T if w.ndim > 1 else x @ w
         return torch.nn.functional.softplus(z) - y * z
 

@@ -76,9 +76,10 @@ def _axis_spacing(ax: Tensor) -> float:
     x = ax.detach().double()
     h = (x[-1] - x[0]).item() / (ax.numel() - 1)
     # Each entry of an axis stored in dtype has an absolute rounding error ≤ eps·max|x|/2, so a step
-    # is exact to eps·max|x|; allow 8× that (linspace itself rounds once or twice per entry).
+    # is exact to eps·max|x|; allow 8× that (linspace itself rounds once or twice per entry), and
+    # never less than 1e-6·h (the tolerance float64 grids always had).
     eps = torch.finfo(ax.dtype).eps if ax.is_floating_point() else torch.finfo(torch.float64).eps
-    tol = 8 * eps * x.abs().max().item() + 1e-12 * abs(h)
+    tol = max(8 * eps * x.abs().max().item(), 1e-6 * abs(h))
     if not h > 0 or (torch.diff(x) - h).abs().max().item() > tol:
         raise ValueError("grid axes must be increasing and uniformly spaced (e.g. torch.linspace(lo, hi, G)).")
     return h

@@ -49,6 +49,7 @@ from slt_course_utils._validate import (
     finite_float,
     finite_tensor,
     int_in_range,
+    model_input,
     nonnegative_float,
     nonnegative_int,
     positive_float,
@@ -141,6 +142,7 @@ class ToyModelOfSuperposition(nn.Module):
         self.b = nn.Parameter(b0.to(self.W.dtype))
 
     def forward(self, x: Tensor) -> Tensor:
+        model_input(x, self.W)
         return torch.relu(x @ self.W.T @ self.W + self.b)
 
 
@@ -149,6 +151,11 @@ def tms_forward(W: Tensor, b: Tensor, x: Tensor) -> Tensor:
 
     W: (..., m, c), b: (..., c), x: (..., n, c) or (n, c) → (..., n, c).
     """
+    if W.ndim < 2 or b.shape[-1:] != W.shape[-1:] or x.shape[-1:] != W.shape[-1:]:
+        raise ValueError(f"tms_forward needs W (..., m, c), b (..., c) and x (..., n, c) with one c; got "
+                         f"{tuple(W.shape)}, {tuple(b.shape)} and {tuple(x.shape)}.")
+    dtype = torch.promote_types(torch.promote_types(W.dtype, b.dtype), x.dtype)
+    W, b, x = W.to(dtype), b.to(dtype), x.to(dtype)
     gram = W.transpose(-1, -2) @ W  # (..., c, c), symmetric
     return torch.relu(x @ gram + b.unsqueeze(-2))
 
@@ -156,6 +163,8 @@ def tms_forward(W: Tensor, b: Tensor, x: Tensor) -> Tensor:
 def tms_loss(pred: Tensor, target: Tensor) -> Tensor:
     """Mean over samples of ‖pred − target‖² (summed over the c outputs): the Gaussian NLL
     with σ² = 1/2 up to a constant. The normalisation matches :func:`population_loss`."""
+    if pred.shape != target.shape:
+        raise ValueError(f"pred has shape {tuple(pred.shape)} but target has shape {tuple(target.shape)}; they must match.")
     return (pred - target).pow(2).sum(-1).mean(-1)
 
 

@@ -220,3 +220,32 @@ def test_volume_fit_reads_generators_once():
 
 def test_fraction_results_are_unchanged():
     assert dln.exact_llc([5, 5, 5, 5], 2) == Fraction(11)
+
+
+def test_mixed_float_dtypes_in_functional_helpers_give_the_float64_answer():
+    gen = torch.Generator().manual_seed(0)
+    W, b, x = torch.randn(2, 6, generator=gen, dtype=torch.float64), torch.zeros(6), torch.rand(5, 6, generator=gen)
+    assert torch.allclose(tms.tms_forward(W, b, x), tms.tms_forward(W, b.double(), x.double()))
+    rrr = models.ReducedRankRegression(3, 3, 2)
+    w = rrr.true_parameter(1, generator=gen)
+    xr, yr = rrr.sample(w, 6, generator=gen)
+    assert torch.allclose(rrr.nll(w, xr.float(), yr.float()), rrr.nll(w, xr, yr), rtol=1e-5)
+    logit = models.LogisticRegression(2)
+    xl, yl = logit.sample([0.5, -0.5], 6, generator=gen)
+    assert torch.allclose(logit.nll(torch.tensor([0.5, -0.5]), xl, yl), logit.nll(torch.tensor([0.5, -0.5]).double(), xl, yl),
+                          rtol=1e-5)
+
+
+@pytest.mark.parametrize("model", [tms.ToyModelOfSuperposition(6, 2), dln.DeepLinearNetwork([6, 2, 3])])
+def test_models_say_what_to_do_with_a_dtype_or_width_mismatch(model):
+    with pytest.raises(TypeError, match=r"dtype torch.float64 but the model's parameters are torch.float32"):
+        model(torch.rand(4, 6, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"shape \(\.\.\., 6\)"):
+        model(torch.rand(4, 5))
+
+
+def test_tms_shapes_are_checked():
+    with pytest.raises(ValueError, match="one c"):
+        tms.tms_forward(torch.ones(2, 6), torch.zeros(6), torch.rand(5, 5))
+    with pytest.raises(ValueError, match="must match"):
+        tms.tms_loss(torch.rand(5, 6), torch.rand(5))
