@@ -122,6 +122,7 @@ class TwoPhasePotential:
 
     def posterior_grid(self, n: float, *, beta: float = 1.0, size: int = 241, limit: float = 2.0) -> posterior.GridPosterior:
         """The posterior on a size × size grid over [−limit, limit]² (for pictures; free energies use ``local_free_energy``)."""
+        size, limit = int_in_range("size", size, 2), positive_float("limit", limit)
         axis = torch.linspace(-limit, limit, size, dtype=torch.float64)
         w = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1)
         return posterior.grid_posterior((axis, axis), self.log_prior(w), self.loss(w), n, beta)

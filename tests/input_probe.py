@@ -156,6 +156,13 @@ def run_probe(probe: Probe) -> tuple[str, str]:
 
 # --- The table -------------------------------------------------------------------------------
 
+def _axes():
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    return plt.subplots()[1]
+
+
 def _cases() -> list[Case]:  # noqa: PLR0915 — one long table
     from slt_course_utils import (
         dln,
@@ -163,6 +170,7 @@ def _cases() -> list[Case]:  # noqa: PLR0915 — one long table
         free_energy,
         models,
         phase_transitions,
+        plotting,
         posterior,
         sampling,
         singular,
@@ -312,6 +320,13 @@ def _cases() -> list[Case]:  # noqa: PLR0915 — one long table
         Case("phase_transitions.gradient_descent", phase_transitions.gradient_descent,
              lambda: {"loss_fn": quad, "init": torch.tensor([1.0, 1.0]), "lr": 0.1, "steps": 3, "noise_std": 0.0},
              {"init": "tensor_any_dtype", "lr": "pos_float", "steps": "pos_int", "noise_std": "nonneg_float"}),
+        Case("phase_transitions.TWO_PHASE.posterior_grid",
+             lambda n, size, limit: phase_transitions.TWO_PHASE.posterior_grid(n, size=size, limit=limit),
+             lambda: {"n": 100.0, "size": 21, "limit": 2.0}, {"n": "pos_float", "size": "pos_int", "limit": "pos_float"}),
+        # plotting
+        Case("plotting.set_style", plotting.set_style, lambda: {"dpi": 80}, {"dpi": "pos_float"}),
+        Case("plotting.annotate_free_energy", lambda free_energy: plotting.annotate_free_energy(_axes(), free_energy),
+             lambda: {"free_energy": 1.5}, {"free_energy": "float"}),
         # sampling
         Case("sampling.metropolis_hastings", sampling.metropolis_hastings,
              lambda: {"log_density": lambda w: -quad(w), "init": torch.zeros(2, 1), "step_size": 0.5, "num_samples": 5,
