@@ -99,3 +99,21 @@ def test_finite_tensor():
         v.finite_tensor("W", torch.tensor([1.0, math.nan]))
     with pytest.raises(TypeError, match="W must be a torch tensor"):
         v.finite_tensor("W", [1.0])
+
+
+def test_float64_tensor():
+    assert v.float64_tensor("ns", (n for n in [1, 2])).dtype == torch.float64
+    assert v.float64_tensor("ns", np.array([1.0, 2.0])).tolist() == [1.0, 2.0]
+    with pytest.raises(TypeError, match="ns must be real numbers"):
+        v.float64_tensor("ns", ["a", "b"])
+    with pytest.raises(ValueError, match="ns contains 1 NaN"):
+        v.float64_tensor("ns", [1.0, math.nan])
+
+
+def test_model_input():
+    weight = torch.zeros(3, 4)
+    v.model_input(torch.zeros(5, 4), weight)
+    with pytest.raises(TypeError, match=r"x.to\(torch.float32\) or model.to\(torch.float64\)"):
+        v.model_input(torch.zeros(5, 4, dtype=torch.float64), weight)
+    with pytest.raises(ValueError, match=r"shape \(\.\.\., 4\)"):
+        v.model_input(torch.zeros(5, 3), weight)
