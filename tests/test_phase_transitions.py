@@ -102,3 +102,18 @@ def test_phase_explorer_draws_and_checks_its_input():
         widgets_phase.plot_phase_explorer(9.0)
     ui = widgets_phase.phase_explorer()
     assert ui.children
+
+
+def test_gradient_descent_is_the_exact_recursion_on_a_quadratic():
+    """L(w) = ½ Σ a_k w_k²: w_t = (1 − lr·a)^t w_0 exactly, and the recorded losses are L(w_t);
+    with Gaussian noise the step is −lr·(∇L + σξ), so the noise enters with factor lr."""
+    a = torch.tensor([1.0, 3.0], dtype=torch.float64)
+    loss = lambda w: 0.5 * (a * w * w).sum(-1)  # noqa: E731
+    w0 = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    traj = pt.gradient_descent(loss, w0, lr=0.1, steps=5)
+    expected = torch.stack([w0 * (1 - 0.1 * a) ** t for t in range(6)])
+    torch.testing.assert_close(traj.w, expected, rtol=1e-14, atol=1e-15)
+    torch.testing.assert_close(traj.loss, loss(expected), rtol=1e-14, atol=1e-15)
+    noisy = pt.gradient_descent(loss, w0, lr=0.1, steps=1, noise_std=2.0, generator=torch.Generator().manual_seed(0))
+    xi = torch.randn(2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    torch.testing.assert_close(noisy.w[1], w0 - 0.1 * (a * w0 + 2.0 * xi), rtol=1e-14, atol=1e-15)
