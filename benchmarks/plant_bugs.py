@@ -129,7 +129,7 @@ MUTANTS = [
            "(step_size if k < num_leapfrog - 1 else 0.5 * step_size)", "step_size"),
     Mutant("sampling", "ESS: τ = 1 + 2Σ instead of −1 + 2Σ",
            "tau = (-1.0 + 2.0 * (pairs * positive).sum(dim=1))", "tau = (1.0 + 2.0 * (pairs * positive).sum(dim=1))"),
-    Mutant("sampling", "HMC: kinetic energy |p|² instead of |p|²/2",
+    Mutant("sampling", "HMC: kinetic energy ‖p‖² instead of ‖p‖²/2",
            "h_new = -lp_q + 0.5 * (p * p).sum(-1)", "h_new = -lp_q + (p * p).sum(-1)"),
     # tms
     Mutant("tms", "population loss: /2c instead of /c",
