@@ -15,6 +15,14 @@ from fractions import Fraction
 import torch
 from torch import Tensor, nn
 
+from slt_course_utils._validate import (
+    int_in_range,
+    int_sequence,
+    model_input,
+    nonnegative_float,
+    positive_float,
+    positive_int,
+)
 from slt_course_utils.theory import num_parameters_deep_linear_network, rlct_deep_linear_network
 
 __all__ = [
@@ -28,10 +36,8 @@ __all__ = [
 
 
 def _check_widths(widths: Sequence[int]) -> list[int]:
-    widths = [int(w) for w in widths]
-    if len(widths) < 2 or any(w < 1 for w in widths):
-        raise ValueError(f"widths must be at least two positive integers (input … output), got {widths!r}.")
-    return widths
+    """widths as a list of ≥ 2 positive ints (input … output); floats are refused, not truncated."""
+    return int_sequence("widths (input … output sizes)", widths, low=1, min_len=2)
 
 
 class DeepLinearNetwork(nn.Module):
@@ -45,6 +51,7 @@ class DeepLinearNetwork(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        model_input(x, self.layers[0].weight)
         return self.layers(x)
 
     def product(self) -> Tensor:
@@ -78,8 +85,9 @@ def random_true_network(widths: Sequence[int], rank: int, *, generator: torch.Ge
     caps the product's rank at r; generic factors keep it there. rank = 0 gives the zero network.
     """
     widths = _check_widths(widths)
-    if not 0 <= rank <= min(widths):
-        raise ValueError(f"rank must be in [0, min(widths)] = [0, {min(widths)}], got {rank}.")
+    rank = int_in_range("rank", rank, 0, min(widths))
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}.")
     net = DeepLinearNetwork(widths).to(dtype)
     with torch.no_grad():
         for layer, fan_in in zip(net.layers, widths[:-1], strict=True):
@@ -95,9 +103,13 @@ def sample_dln_data(teacher: nn.Module, n: int, *, input_range: float = 1.0, noi
                     generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """(x, y) with x ~ U[−a, a]^{H_1} (a = ``input_range``; Lau et al. use 10) and
     y = teacher(x) + N(0, noise_std²). Shapes (n, H_1), (n, H_{L+1})."""
-    if n < 1:
-        raise ValueError(f"n must be positive, got {n}.")
-    first = next(teacher.parameters())
+    n = positive_int("n", n)
+    input_range = positive_float("input_range", input_range)
+    noise_std = nonnegative_float("noise_std", noise_std)
+    first = next(teacher.parameters(), None) if isinstance(teacher, nn.Module) else None
+    if first is None or first.ndim != 2:
+        raise ValueError("teacher must be an nn.Module whose first parameter is a weight matrix (out, in), "
+                         "e.g. random_true_network(widths, rank).")
     h1 = first.shape[1]
     x = (2 * torch.rand(n, h1, generator=generator, dtype=first.dtype) - 1) * input_range
     with torch.no_grad():
@@ -109,4 +121,7 @@ def sample_dln_data(teacher: nn.Module, n: int, *, input_range: float = 1.0, noi
 
 def dln_loss(pred: Tensor, target: Tensor) -> Tensor:
     """½‖y − f(x)‖² summed over outputs, averaged over samples (the NLL for σ = 1, up to a constant)."""
+    if pred.shape != target.shape:
+        raise ValueError(f"pred has shape {tuple(pred.shape)} but target has shape {tuple(target.shape)}; they must "
+                         "match (broadcasting (n,) against (n, 1) would compare every prediction with every target).")
     return 0.5 * (pred - target).pow(2).sum(-1).mean()

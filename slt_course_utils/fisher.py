@@ -13,13 +13,13 @@ A regular model has I(w0) positive definite; in a singular model it drops rank.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 from torch.func import hessian, jacfwd
 
+from slt_course_utils._validate import finite_float, finite_tensor, positive_float
 from slt_course_utils.models import GaussianRegression, trapezoid_normal
 
 LogLik = Callable[..., Tensor]
@@ -29,7 +29,7 @@ def _check_point(w: Tensor) -> Tensor:
     w = torch.as_tensor(w, dtype=torch.float64)
     if w.ndim != 1 or w.numel() < 1:
         raise ValueError(f"w must be a single parameter vector of shape (d,), got shape {tuple(w.shape)}.")
-    return w
+    return finite_tensor("w", w)
 
 
 def scores(log_lik: LogLik, w: Tensor, *data: Tensor) -> Tensor:
@@ -55,6 +55,7 @@ def fisher_information(log_lik: LogLik, w: Tensor, *data: Tensor, method: str = 
 def fisher_gaussian_regression(model: GaussianRegression, w: Tensor, *, step: float = 0.02) -> Tensor:
     """I(w) = E_x[∇f(x;w) ∇f(x;w)ᵀ]/σ² for y = f(x;w) + N(0,σ²), x ~ N(0,1) (trapezoid rule over x), shape (d, d)."""
     w = model._check_w(_check_point(w))
+    step = positive_float("step", step)
     xs, ws = trapezoid_normal(step)
     grad = jacfwd(lambda v: model.mean_fn(v, xs))(w)  # (nodes, d)
     return (grad * ws[:, None]).T @ grad / model.sigma**2
@@ -62,10 +63,8 @@ def fisher_gaussian_regression(model: GaussianRegression, w: Tensor, *, step: fl
 
 def fisher_tanh(a: float, b: float, sigma: float = 1.0, *, step: float = 0.02) -> Tensor:
     """I(a, b) for y = a·tanh(bx) + N(0,σ²), x ~ N(0,1): [[E tanh²(bx), a E x tanh sech²], [·, a² E x² sech⁴(bx)]]/σ²."""
-    if not all(math.isfinite(float(v)) for v in (a, b)):
-        raise ValueError(f"a and b must be finite numbers, got {a!r}, {b!r}.")
-    if not (math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"the noise scale sigma must be positive and finite, got {sigma!r}.")
+    a, b = finite_float("a", a), finite_float("b", b)
+    sigma, step = positive_float("the noise scale sigma", sigma), positive_float("step", step)
     xs, ws = trapezoid_normal(step)
     t = torch.tanh(b * xs)
     sech2 = 1 - t * t
@@ -78,6 +77,7 @@ def fisher_tanh(a: float, b: float, sigma: float = 1.0, *, step: float = 0.02) -
 def fisher_logistic(w: Tensor, *, step: float = 0.02) -> Tensor:
     """I(w) = E_x[σ'(w·x) x xᵀ], x ~ N(0, I_d): E[σ'(st)t²] uuᵀ + E[σ'(st)](I − uuᵀ), s = |w|, u = w/s, t ~ N(0,1)."""
     w = _check_point(w)
+    step = positive_float("step", step)
     d = w.numel()
     s = torch.linalg.vector_norm(w)
     if s == 0:
@@ -104,8 +104,7 @@ def fisher_eigenvalues(info: Tensor) -> Tensor:
 
 def fisher_rank(info: Tensor, tol: float = 1e-8) -> int:
     """Number of eigenvalues of I above tol·(largest eigenvalue); 0 for the zero matrix."""
-    if not (math.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol must be positive and finite, got {tol!r}.")
+    tol = positive_float("tol", tol)
     eig = fisher_eigenvalues(info)
     top = eig.abs().max().item()
     if top == 0:

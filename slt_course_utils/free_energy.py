@@ -20,20 +20,29 @@ import torch
 from torch import Tensor
 
 from slt_course_utils import models, posterior
+from slt_course_utils._validate import (
+    finite_tensor,
+    float64_tensor,
+    int_in_range,
+    int_sequence,
+    positive_float,
+    positive_int,
+    real_scalar,
+)
 
 LossFn = Callable[[Tensor], Tensor]
 FreeEnergyFn = Callable[[models.RegressionStatistics], float]
 
 
 def _check_ns(ns: Sequence[int]) -> list[int]:
-    ns = [int(n) for n in ns]
-    if len(ns) < 3 or any(n < 2 for n in ns) or sorted(set(ns)) != ns:
+    ns = int_sequence("ns (sample sizes)", ns, low=2, min_len=3)
+    if sorted(set(ns)) != ns:
         raise ValueError(f"ns must be at least 3 increasing sample sizes ≥ 2, got {ns!r}.")
     return ns
 
 
 def _check_seeds(seeds: Sequence[int]) -> list[int]:
-    seeds = [int(s) for s in seeds]
+    seeds = int_sequence("seeds", seeds, low=0, min_len=0)
     if len(seeds) < 2:
         raise ValueError(f"give at least 2 seeds (standard errors are computed across seeds), got {seeds!r}.")
     return seeds
@@ -84,9 +93,8 @@ def monomial_free_energy(k: int, p: int = 1, *, sigma: float = 1.0, beta: float 
     λ = 1/(2p), m = k for k·p > 1 (PRODUCT: k = 2 → λ = ½, m = 2; SQUARE: k = 1, p = 2 → λ = ¼;
     TRIPLE_PRODUCT: k = 3 → λ = ½, m = 3).
     """
-    for name, v in (("k", k), ("p", p)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+    k, p = positive_int("k", k), positive_int("p", p)
+    sigma, beta, tol = positive_float("sigma", sigma), positive_float("beta", beta), positive_float("tol", tol)
     log_norm = math.lgamma(k) + k * math.log(p)
     signs = (1.0,) if p % 2 == 0 else (1.0, -1.0)
 
@@ -177,8 +185,8 @@ def fit_learning_coefficient(
     and c are fitted; with ``multiplicity=None`` λ and m are fitted jointly (ill-conditioned over a
     few decades of n: expect a large standard error on m).
     """
-    logn = torch.log(torch.as_tensor(ns, dtype=torch.float64))
-    y = torch.as_tensor(excess, dtype=torch.float64)
+    logn = torch.log(float64_tensor("ns", ns))
+    y = float64_tensor("excess", excess)
     if y.ndim == 1:
         y = y[None]
     if logn.ndim != 1 or y.ndim != 2 or y.shape[1] != logn.numel():
@@ -188,8 +196,7 @@ def fit_learning_coefficient(
     if (logn <= 0).any():
         raise ValueError("every n must exceed 1 (log log n is needed).")
     if multiplicity is not None:
-        if isinstance(multiplicity, bool) or not isinstance(multiplicity, int) or multiplicity < 1:
-            raise ValueError(f"multiplicity must be a positive integer or None (to fit it), got {multiplicity!r}.")
+        multiplicity = positive_int("multiplicity (or None, to fit it)", multiplicity)
         design = torch.stack([logn, torch.ones_like(logn)], -1)
         target = y + (multiplicity - 1) * torch.log(logn)
     else:
@@ -215,7 +222,8 @@ def fit_learning_coefficient(
 
 def wbic_beta(n: float) -> float:
     """β* = 1/log n, the inverse temperature of WBIC (n > 1)."""
-    if not (isinstance(n, (int, float)) and math.isfinite(n) and n > 1):
+    n = real_scalar("n", n)
+    if not (math.isfinite(n) and n > 1):
         raise ValueError(f"WBIC needs n > 1 (β = 1/log n), got {n!r}.")
     return 1.0 / math.log(n)
 
@@ -240,6 +248,7 @@ def tempered_grid(
     The box is found by ``posterior.free_energy_adaptive``; then a uniform grid with ``points`` per
     axis (trapezoid weights) carries weights ∝ φ(w) exp(−nβL_n(w)) summing to 1. Shapes (..., d), (...), (...).
     """
+    points = int_in_range("points", points, 2)
     res = posterior.free_energy_adaptive(loss_fn, log_prior_fn, bounds, n, beta, points=65, tol=1e-4)
     w, log_wt = _mesh(res.box, points)
     loss = loss_fn(w)
@@ -269,8 +278,7 @@ def tempered_log_density(
     loss_fn: LossFn, log_prior_fn: Callable[[Tensor], Tensor], n: float, beta: float = 1.0
 ) -> Callable[[Tensor], Tensor]:
     """w ↦ log φ(w) − nβL_n(w), for samplers whose states have shape (chains, d)."""
-    if not (math.isfinite(n) and n > 0 and math.isfinite(beta) and beta > 0):
-        raise ValueError(f"n and beta must be positive and finite, got n={n!r}, beta={beta!r}.")
+    n, beta = positive_float("n", n), positive_float("beta", beta)
     return lambda w: log_prior_fn(w) - n * beta * loss_fn(w)
 
 
@@ -315,8 +323,7 @@ def grid_posterior_draws(
     num_draws: int, *, beta: float = 1.0, points: int = 257, generator: torch.Generator | None = None,
 ) -> Tensor:
     """``num_draws`` exact-in-the-limit draws from the grid posterior (multinomial on cells, uniform jitter within a cell), shape (num_draws, d)."""
-    if isinstance(num_draws, bool) or not isinstance(num_draws, int) or num_draws < 1:
-        raise ValueError(f"num_draws must be a positive integer, got {num_draws!r}.")
+    num_draws = positive_int("num_draws", num_draws)
     w, _, weights = tempered_grid(loss_fn, log_prior_fn, bounds, n, beta, points=points)
     flat = w.reshape(-1, w.shape[-1])
     idx = torch.multinomial(weights.reshape(-1), num_draws, replacement=True, generator=generator)
@@ -329,7 +336,7 @@ def grid_posterior_draws(
 def _log_weights(weights: Tensor | None, S: int) -> Tensor:
     if weights is None:
         return torch.full((S,), -math.log(S), dtype=torch.float64)
-    weights = torch.as_tensor(weights, dtype=torch.float64)
+    weights = finite_tensor("weights", torch.as_tensor(weights, dtype=torch.float64))
     if weights.shape != (S,) or (weights < 0).any() or not weights.sum() > 0:
         raise ValueError(f"weights must be non-negative of shape ({S},) with a positive sum.")
     return torch.log(weights / weights.sum())
@@ -401,8 +408,7 @@ def simulate_generalisation(
     """For each seed: a data set of size n, the grid posterior (points per axis: 129 in 1-D, 65 in 2-D), then G_n
     (quadrature over x and y of KL(q ‖ predictive)) and WAIC with the grid weights."""
     seeds = _check_seeds(seeds)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"n must be an integer ≥ 2, got {n!r}.")
+    n = int_in_range("n", n, 2)
     w0 = torch.as_tensor(w0, dtype=torch.float64)
     entropy = 0.5 * (models.LOG_2PI + 2 * math.log(model.sigma) + 1)
     cols: dict[str, list[float]] = {k: [] for k in ("g", "gl", "waic", "t", "v", "s")}

@@ -15,17 +15,31 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from slt_course_utils._validate import (
+    finite_float,
+    finite_tensor,
+    int_in_range,
+    positive_float,
+    positive_int,
+)
+
 LOG_2PI = math.log(2 * math.pi)
 
 
-def _check_n(n: int) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n (the number of samples) must be a positive integer, got {n!r}.")
+def _check_n(n: int) -> int:
+    return positive_int("n (the number of samples)", n)
 
 
-def _check_sigma(sigma: float) -> None:
-    if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"the noise scale sigma must be positive and finite, got {sigma!r}.")
+def _check_sigma(sigma: float) -> float:
+    return positive_float("the noise scale sigma", sigma)
+
+
+def _same_float(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """The tensors in one floating dtype (the promoted one, at least float32), so mixed float32/float64 inputs work."""
+    dtype = torch.float32
+    for t in tensors:
+        dtype = torch.promote_types(dtype, t.dtype) if t.is_floating_point() else dtype
+    return tuple(t.to(dtype) for t in tensors)
 
 
 def _chunked_mean(nll: Callable[..., Tensor], w: Tensor, data: tuple[Tensor, ...], chunk: int, width: int = 1) -> Tensor:
@@ -42,8 +56,7 @@ def _chunked_mean(nll: Callable[..., Tensor], w: Tensor, data: tuple[Tensor, ...
 
 def sample_gaussian(n: int, mean: float = 0.0, sigma: float = 1.0, *, generator: torch.Generator | None = None) -> Tensor:
     """n i.i.d. draws X_i ~ N(mean, σ²), float64, shape ``(n,)``."""
-    _check_n(n)
-    _check_sigma(sigma)
+    n, sigma, mean = _check_n(n), _check_sigma(sigma), finite_float("mean", mean)
     return mean + sigma * torch.randn(n, generator=generator, dtype=torch.float64)
 
 
@@ -53,17 +66,17 @@ def gaussian_mean_loss(w: Tensor, x: Tensor, sigma: float = 1.0) -> Tensor:
     Uses the sufficient statistics mean(X) and mean(X²), so it costs O(n + |w|) and is exact
     for n up to millions.
     """
-    _check_sigma(sigma)
+    sigma = _check_sigma(sigma)
     if x.ndim != 1 or x.numel() < 1:
         raise ValueError(f"x must be a non-empty 1-D tensor of observations, got shape {tuple(x.shape)}.")
-    x = x.double()
+    x = finite_tensor("x", x).double()
     m1, m2 = x.mean(), (x * x).mean()
     return 0.5 * (LOG_2PI + 2 * math.log(sigma)) + (m2 - 2 * w * m1 + w * w) / (2 * sigma**2)
 
 
 def gaussian_mean_population_loss(w: Tensor, w0: float, sigma: float = 1.0) -> Tensor:
     """L(w) = E_q[−log p(X|w)] with q = N(w0, σ²): ½ log(2πσ²) + ½ + (w − w0)²/(2σ²)."""
-    _check_sigma(sigma)
+    sigma, w0 = _check_sigma(sigma), finite_float("w0", w0)
     return 0.5 * (LOG_2PI + 2 * math.log(sigma)) + 0.5 + (w - w0) ** 2 / (2 * sigma**2)
 
 
@@ -84,13 +97,11 @@ def gaussian_mean_conjugate(
     With a = 1/s0² + nβ/σ² and b = μ0/s0² + βΣX_i/σ²: the posterior is N(b/a, 1/a) and
     F_n(β) = (nβ/2) log 2πσ² + βΣX_i²/(2σ²) + μ0²/(2s0²) − b²/(2a) + ½ log(s0² a).
     """
-    _check_sigma(sigma)
-    _check_sigma(prior_std)
-    if not (math.isfinite(beta) and beta > 0):
-        raise ValueError(f"beta must be positive and finite, got {beta!r}.")
+    sigma, prior_std = _check_sigma(sigma), positive_float("prior_std", prior_std)
+    beta, prior_mean = positive_float("beta", beta), finite_float("prior_mean", prior_mean)
     if x.ndim != 1 or x.numel() < 1:
         raise ValueError(f"x must be a non-empty 1-D tensor, got shape {tuple(x.shape)}.")
-    x = x.double()
+    x = finite_tensor("x", x).double()
     n = x.numel()
     s2, v0 = sigma**2, prior_std**2
     a = 1 / v0 + n * beta / s2
@@ -107,8 +118,8 @@ def gaussian_mean_conjugate(
 
 def kl_gaussians(mean_q: float, var_q: float, mean_p: float, var_p: float) -> float:
     """KL(N(m_q, v_q) ‖ N(m_p, v_p)) = ½[log(v_p/v_q) + (v_q + (m_q − m_p)²)/v_p − 1]."""
-    if var_q <= 0 or var_p <= 0:
-        raise ValueError("variances must be positive.")
+    var_q, var_p = positive_float("var_q", var_q), positive_float("var_p", var_p)
+    mean_q, mean_p = finite_float("mean_q", mean_q), finite_float("mean_p", mean_p)
     return 0.5 * (math.log(var_p / var_q) + (var_q + (mean_q - mean_p) ** 2) / var_p - 1.0)
 
 
@@ -126,10 +137,14 @@ class GaussianRegression:
     d: int
     sigma: float = 1.0
 
+    def __post_init__(self) -> None:
+        positive_int("d", self.d)
+        _check_sigma(self.sigma)
+
     def sample(self, w0: Tensor | list[float], n: int, *, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """(x, y) with x_i ~ N(0,1), y_i = f(x_i; w0) + σ·ε_i; float64 tensors of shape ``(n,)``."""
-        _check_n(n)
-        w0 = self._check_w(torch.as_tensor(w0, dtype=torch.float64))
+        n = _check_n(n)
+        w0 = finite_tensor("w0", self._check_w(torch.as_tensor(w0, dtype=torch.float64)))
         x = torch.randn(n, generator=generator, dtype=torch.float64)
         y = self.mean_fn(w0, x) + self.sigma * torch.randn(n, generator=generator, dtype=torch.float64)
         return x, y
@@ -175,8 +190,7 @@ PRODUCT = GaussianRegression("product y = a·b·x", _product_mean, d=2)
 
 def gauss_hermite_normal(nodes: int = 100) -> tuple[Tensor, Tensor]:
     """Nodes x_k and weights ω_k with Σ_k ω_k g(x_k) ≈ E[g(X)], X ~ N(0,1); exact for polynomials of degree < 2·nodes."""
-    if isinstance(nodes, bool) or not isinstance(nodes, int) or not 1 <= nodes <= 250:
-        raise ValueError(f"nodes must be an integer in [1, 250] (NumPy's rule overflows beyond), got {nodes!r}.")
+    nodes = int_in_range("nodes (NumPy's rule overflows beyond 250)", nodes, 1, 250)
     import numpy as np
 
     x, w = np.polynomial.hermite_e.hermegauss(nodes)
@@ -191,7 +205,8 @@ def trapezoid_normal(step: float = 0.05, cutoff: float = 12.0) -> tuple[Tensor, 
     ``cutoff`` (φ(12) ≈ 5e-32): for tanh(bx) (poles at |Im x| = π/2b) and h = 0.05 this is
     ~e^{−98/b}, far better than Gauss–Hermite, which converges slowly for such functions.
     """
-    if not (math.isfinite(step) and math.isfinite(cutoff) and 0 < step < cutoff):
+    step, cutoff = positive_float("step", step), positive_float("cutoff", cutoff)
+    if not step < cutoff:
         raise ValueError(f"need 0 < step < cutoff, got step={step!r}, cutoff={cutoff!r}.")
     k = math.floor(cutoff / step)
     x = step * torch.arange(-k, k + 1, dtype=torch.float64)
@@ -243,8 +258,8 @@ class LinearFeatureRegression(GaussianRegression):
         """The sufficient statistics (n, Σψψᵀ, Σψy, Σy²) of a data set (x, y), in float64."""
         if x.shape != y.shape or x.ndim != 1 or x.numel() < 1:
             raise ValueError(f"x and y must be non-empty 1-D of equal length, got {tuple(x.shape)} and {tuple(y.shape)}.")
-        psi = self.features_fn(x.double())
-        y = y.double()
+        psi = self.features_fn(finite_tensor("x", x).double())
+        y = finite_tensor("y", y).double()
         return RegressionStatistics(n=x.numel(), gram=psi.T @ psi, cross=psi.T @ y, yy=(y * y).sum().item())
 
     def feature_second_moment(self, nodes: int = 100) -> Tensor:
@@ -255,8 +270,8 @@ class LinearFeatureRegression(GaussianRegression):
 
     def population_statistics(self, w0: Tensor | list[float], n: int) -> RegressionStatistics:
         """Statistics at their expectations under the truth w0 (x ~ N(0,1)): then nL_n(w) − nL_n(w0) = nK(w) exactly."""
-        _check_n(n)
-        w0 = self._check_w(torch.as_tensor(w0, dtype=torch.float64))
+        n = _check_n(n)
+        w0 = finite_tensor("w0", self._check_w(torch.as_tensor(w0, dtype=torch.float64)))
         second = self.feature_second_moment()
         g0 = self.coef_fn(w0)
         return RegressionStatistics(
@@ -341,9 +356,8 @@ def tanh_network_unflatten(w: Tensor, hidden: int, bias: bool = True) -> tuple[T
 
 def tanh_network(hidden: int, *, bias: bool = True, sigma: float = 1.0) -> GaussianRegression:
     """y = Σ_h c_h tanh(a_h x + b_h) + N(0, σ²), x ~ N(0,1); w = (a, b, c) flattened, d = 3H (2H without bias)."""
-    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
-        raise ValueError(f"hidden (the number of tanh units H) must be a positive integer, got {hidden!r}.")
-    _check_sigma(sigma)
+    hidden = positive_int("hidden (the number of tanh units H)", hidden)
+    sigma = _check_sigma(sigma)
 
     def mean_fn(w: Tensor, x: Tensor) -> Tensor:
         a, b, c = tanh_network_unflatten(w, hidden, bias)
@@ -376,9 +390,7 @@ class ReducedRankRegression:
 
     def __post_init__(self) -> None:
         for name in ("M", "N", "H"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+            positive_int(name, getattr(self, name))
         _check_sigma(self.sigma)
 
     @property
@@ -401,8 +413,7 @@ class ReducedRankRegression:
 
     def true_parameter(self, rank: int, generator: torch.Generator | None = None) -> Tensor:
         """A random w0 (N(0,1) entries) whose product BA has rank ``rank`` (columns of B beyond ``rank`` zero)."""
-        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank <= min(self.M, self.N, self.H):
-            raise ValueError(f"rank must be an integer in [0, min(M, N, H)] = [0, {min(self.M, self.N, self.H)}], got {rank!r}.")
+        rank = int_in_range("rank", rank, 0, min(self.M, self.N, self.H))
         A = torch.randn(self.H, self.M, generator=generator, dtype=torch.float64)
         B = torch.randn(self.N, self.H, generator=generator, dtype=torch.float64)
         B[:, rank:] = 0.0
@@ -426,6 +437,7 @@ class ReducedRankRegression:
     def nll(self, w: Tensor, x: Tensor, y: Tensor) -> Tensor:
         """Per-sample −log p(y_i|x_i, w) = (N/2) log 2πσ² + |y_i − BAx_i|²/(2σ²), shape ``w.shape[:-1] + (n,)``."""
         _check_data_2d(x, y, self.M, self.N)
+        w, x, y = _same_float(w, x, y)
         C = self.product(w)
         r = y - x @ C.transpose(-1, -2)  # (..., n, N)
         return 0.5 * self.N * (LOG_2PI + 2 * math.log(self.sigma)) + (r * r).sum(-1) / (2 * self.sigma**2)
@@ -455,8 +467,7 @@ class LogisticRegression:
     d: int
 
     def __post_init__(self) -> None:
-        if isinstance(self.d, bool) or not isinstance(self.d, int) or self.d < 1:
-            raise ValueError(f"d must be a positive integer, got {self.d!r}.")
+        positive_int("d", self.d)
 
     def _check_w(self, w: Tensor) -> Tensor:
         if w.shape[-1:] != (self.d,):
@@ -476,6 +487,7 @@ class LogisticRegression:
         self._check_w(w)
         if x.ndim != 2 or x.shape[1] != self.d or y.shape != (x.shape[0],):
             raise ValueError(f"expected x of shape (n, {self.d}) and y of shape (n,), got {tuple(x.shape)} and {tuple(y.shape)}.")
+        w, x, y = _same_float(w, x, y)
         z = w @ x.T if w.ndim > 1 else x @ w
         return torch.nn.functional.softplus(z) - y * z
 

@@ -21,6 +21,13 @@ import torch
 from torch import Tensor
 
 from slt_course_utils import posterior, theory
+from slt_course_utils._validate import (
+    finite_float,
+    int_in_range,
+    nonnegative_float,
+    positive_float,
+    positive_int,
+)
 
 PHASES = ("simple", "accurate")
 
@@ -43,6 +50,8 @@ class TwoPhasePotential:
     prior_std: float = 1.0
 
     def __post_init__(self) -> None:
+        for name in ("loss_gap", "alpha", "prior_std"):
+            finite_float(name, getattr(self, name))
         if not (math.isfinite(self.loss_gap) and 0 < self.loss_gap < 0.1):
             raise ValueError(f"loss_gap (ΔL = L_simple − L_accurate) must lie in (0, 0.1), got {self.loss_gap!r}.")
         if not (math.isfinite(self.alpha) and self.alpha > 5 * self.loss_gap / 64):
@@ -113,6 +122,7 @@ class TwoPhasePotential:
 
     def posterior_grid(self, n: float, *, beta: float = 1.0, size: int = 241, limit: float = 2.0) -> posterior.GridPosterior:
         """The posterior on a size × size grid over [−limit, limit]² (for pictures; free energies use ``local_free_energy``)."""
+        size, limit = int_in_range("size", size, 2), positive_float("limit", limit)
         axis = torch.linspace(-limit, limit, size, dtype=torch.float64)
         w = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1)
         return posterior.grid_posterior((axis, axis), self.log_prior(w), self.loss(w), n, beta)
@@ -131,10 +141,9 @@ def critical_n(
     Δc = c_simple − c_accurate (the O(1) terms; 0 for the leading-order prediction). Found by
     bisection in log n. Raises ``ValueError`` when the formula predicts no transition.
     """
-    if not (math.isfinite(loss_gap) and loss_gap > 0):
-        raise ValueError(f"loss_gap must be positive (the simple phase has the higher loss), got {loss_gap!r}.")
-    if not math.isfinite(lambda_gap) or not math.isfinite(constant_gap):
-        raise ValueError("lambda_gap and constant_gap must be finite.")
+    loss_gap = positive_float("loss_gap (the simple phase has the higher loss)", loss_gap)
+    lambda_gap, constant_gap = finite_float("lambda_gap", lambda_gap), finite_float("constant_gap", constant_gap)
+    multiplicity_gap = int_in_range("multiplicity_gap", multiplicity_gap)
 
     def g(logn: float) -> float:
         return loss_gap * math.exp(logn) - lambda_gap * logn + multiplicity_gap * math.log(logn) + constant_gap
@@ -158,6 +167,9 @@ def critical_n(
 
 def observed_critical_n(potential: TwoPhasePotential, *, n_low: float = 100.0, n_high: float = 1e5, rtol: float = 1e-3) -> float:
     """The n at which the local free energies of the two phases cross (posterior mass ½), by regula falsi in log n."""
+    n_low, n_high, rtol = positive_float("n_low", n_low), positive_float("n_high", n_high), positive_float("rtol", rtol)
+    if not n_high > n_low:
+        raise ValueError(f"need n_low < n_high, got [{n_low:g}, {n_high:g}].")
     diff = lambda t: potential.local_free_energy(math.exp(t), "simple") - potential.local_free_energy(math.exp(t), "accurate")
     lo, hi = math.log(n_low), math.log(n_high)
     f_lo, f_hi = diff(lo), diff(hi)
@@ -215,12 +227,8 @@ def gradient_descent(
 
     ``init`` has shape (d,) or (runs, d) (all runs advance together); ``loss_fn`` maps (..., d) → (...).
     """
-    if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be positive, got {lr!r}.")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}.")
-    if not (math.isfinite(noise_std) and noise_std >= 0):
-        raise ValueError(f"noise_std must be ≥ 0, got {noise_std!r}.")
+    lr, steps = positive_float("lr", lr), positive_int("steps", steps)
+    noise_std = nonnegative_float("noise_std", noise_std)
     w = torch.as_tensor(init, dtype=torch.float64).clone()
     ws, losses = [w.clone()], []
     for _ in range(steps):

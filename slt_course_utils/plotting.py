@@ -9,6 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
+from slt_course_utils._validate import finite_float, positive_float
+
 #: Colours used consistently across the course (seaborn's colour-blind palette).
 PALETTE = sns.color_palette("colorblind")
 #: Figure resolution for notebooks: small stored outputs, still crisp on screen.
@@ -17,8 +19,7 @@ NOTEBOOK_DPI = 80
 
 def set_style(*, dpi: int = NOTEBOOK_DPI, context: str = "notebook") -> None:
     """Apply the course style: seaborn ``ticks``, colour-blind palette, modest DPI."""
-    if dpi <= 0:
-        raise ValueError(f"dpi must be positive, got {dpi}.")
+    dpi = positive_float("dpi", dpi)
     sns.set_theme(context=context, style="ticks", palette=PALETTE)
     mpl.rcParams.update(
         {
@@ -65,6 +66,7 @@ def plot_density_2d(
 
 def annotate_free_energy(ax: plt.Axes, free_energy: float) -> None:
     """Write "F_n = …" in a white box in the top-left corner of ``ax``."""
+    free_energy = finite_float("free_energy (a NaN or infinite F_n is a bug upstream, not a label)", free_energy)
     ax.text(0.02, 0.95, f"F_n = {free_energy:.2f}", transform=ax.transAxes, fontsize=9, va="top",
             bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
 

@@ -19,10 +19,23 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from slt_course_utils._validate import (
+    InputTypeError,
+    finite_float,
+    finite_tensor,
+    float64_tensor,
+    int_in_range,
+    positive_float,
+    positive_int,
+    real_scalar,
+)
+
 
 def _check_grid_values(log_prior: Tensor, loss: Tensor) -> None:
     if not isinstance(log_prior, Tensor) or not isinstance(loss, Tensor):
-        raise ValueError("log_prior and loss must be torch tensors evaluated on the same grid.")
+        raise InputTypeError("log_prior and loss must be torch tensors evaluated on the same grid.")
+    if not (log_prior.is_floating_point() and loss.is_floating_point()):
+        raise InputTypeError(f"log_prior and loss must be floating-point tensors, got {log_prior.dtype} and {loss.dtype}.")
     if log_prior.shape != loss.shape:
         raise ValueError(
             f"log_prior has shape {tuple(log_prior.shape)} but loss has shape "
@@ -30,56 +43,78 @@ def _check_grid_values(log_prior: Tensor, loss: Tensor) -> None:
         )
     if torch.isnan(loss).any() or torch.isnan(log_prior).any():
         raise ValueError("loss or log_prior contains NaN; check the model and the grid range.")
+    if (log_prior == math.inf).any():
+        raise ValueError("log_prior contains +inf: a prior density is finite; check the prior.")
     if torch.isinf(loss).any() and (loss == -math.inf).any():
         raise ValueError("loss contains −inf; an empirical loss is bounded below.")
 
 
-def _check_n_beta(n: float, beta: float) -> None:
-    if not (isinstance(n, (int, float)) and math.isfinite(n) and n > 0):
-        raise ValueError(f"n (the number of samples) must be a positive finite number, got {n!r}.")
-    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
-        raise ValueError(f"beta (the inverse temperature) must be positive and finite, got {beta!r}.")
+def _check_n_beta(n: float, beta: float) -> tuple[float, float]:
+    return positive_float("n (the number of samples)", n), positive_float("beta (the inverse temperature)", beta)
+
+
+def _checked_logsumexp(log_u: Tensor) -> Tensor:
+    """log Σ exp(log u) over the whole grid, refusing a grid on which the integrand is zero everywhere."""
+    total = torch.logsumexp(log_u.reshape(-1).double(), dim=0)
+    if total == -math.inf:
+        raise ValueError(
+            "φ(w)·exp(−nβL_n(w)) is zero at every grid point (the prior is zero on the whole grid, or the loss is "
+            "+inf everywhere): widen the grid to cover the prior's support, or check the loss."
+        )
+    return total
+
+
+def _axis_spacing(ax: Tensor) -> float:
+    """h of a uniformly spaced, increasing 1-D axis; the tolerance fits its dtype (float32 linspace passes)."""
+    if not isinstance(ax, Tensor):
+        raise InputTypeError(f"each grid axis must be a 1-D torch tensor, got {type(ax).__name__}.")
+    if ax.ndim != 1 or ax.numel() < 2:
+        raise ValueError(f"each grid axis must be 1-D with ≥ 2 points, got shape {tuple(ax.shape)}.")
+    if ax.is_complex() or ax.dtype == torch.bool:
+        raise InputTypeError(f"grid axes must be real tensors, got dtype {ax.dtype}.")
+    finite_tensor("a grid axis", ax)
+    x = ax.detach().double()
+    h = (x[-1] - x[0]).item() / (ax.numel() - 1)
+    # Each entry of an axis stored in dtype has an absolute rounding error ≤ eps·max|x|/2, so a step
+    # is exact to eps·max|x|; allow 8× that (linspace itself rounds once or twice per entry), and
+    # never less than 1e-6·h (the tolerance float64 grids always had).
+    eps = torch.finfo(ax.dtype).eps if ax.is_floating_point() else torch.finfo(torch.float64).eps
+    tol = max(8 * eps * x.abs().max().item(), 1e-6 * abs(h))
+    if not h > 0 or (torch.diff(x) - h).abs().max().item() > tol:
+        raise ValueError("grid axes must be increasing and uniformly spaced (e.g. torch.linspace(lo, hi, G)).")
+    return h
 
 
 def cell_volume(*axes: Tensor) -> float:
     """Δ = Π_k (spacing of axis k), for uniformly spaced 1-D grid axes."""
     if not axes:
         raise ValueError("give at least one grid axis.")
-    vol = 1.0
-    for ax in axes:
-        if ax.ndim != 1 or ax.numel() < 2:
-            raise ValueError(f"each grid axis must be 1-D with ≥ 2 points, got shape {tuple(ax.shape)}.")
-        steps = torch.diff(ax.double())
-        h = steps.mean().item()
-        if h <= 0 or not torch.allclose(steps, torch.full_like(steps, h), rtol=1e-6, atol=0.0):
-            raise ValueError("grid axes must be increasing and uniformly spaced.")
-        vol *= h
-    return vol
+    return math.prod(_axis_spacing(ax) for ax in axes)
 
 
 def log_unnormalised_posterior(log_prior: Tensor, loss: Tensor, n: float, beta: float = 1.0) -> Tensor:
     """log φ(w) − nβ L_n(w) at every grid point."""
-    _check_n_beta(n, beta)
+    n, beta = _check_n_beta(n, beta)
     _check_grid_values(log_prior, loss)
-    return log_prior - n * beta * loss
+    return log_prior.double() - n * beta * loss.double()
 
 
 def free_energy_grid(
     log_prior: Tensor, loss: Tensor, n: float, beta: float = 1.0, *, volume: float
 ) -> float:
     """F_n(β) = −log Σ_grid φ(w) exp(−nβ L_n(w)) Δ   (quadrature, in log space)."""
-    if not (volume > 0):
-        raise ValueError(f"the grid cell volume must be positive, got {volume}.")
+    volume = positive_float("volume", volume)
     log_u = log_unnormalised_posterior(log_prior, loss, n, beta)
-    return -(torch.logsumexp(log_u.reshape(-1).double(), dim=0).item() + math.log(volume))
+    return -(_checked_logsumexp(log_u).item() + math.log(volume))
 
 
 def log_posterior_grid(
     log_prior: Tensor, loss: Tensor, n: float, beta: float = 1.0, *, volume: float
 ) -> Tensor:
     """log p_β(w|D_n) = log φ(w) − nβL_n(w) + F_n(β): a log density, Σ exp(·)Δ = 1."""
+    volume = positive_float("volume", volume)
     log_u = log_unnormalised_posterior(log_prior, loss, n, beta).double()
-    return log_u - (torch.logsumexp(log_u.reshape(-1), dim=0) + math.log(volume))
+    return log_u - (_checked_logsumexp(log_u) + math.log(volume))
 
 
 @dataclass(frozen=True)
@@ -130,13 +165,14 @@ def grid_posterior(
     if isinstance(axes, Tensor):
         axes = (axes,)
     axes = tuple(axes)
+    vol = cell_volume(*axes)
+    _check_grid_values(log_prior, loss)
     expected = tuple(len(a) for a in axes)
     if tuple(loss.shape) != expected:
         raise ValueError(
             f"loss has shape {tuple(loss.shape)} but the grid axes give {expected}; evaluate the loss "
             f"on torch.meshgrid(*axes, indexing='ij')."
         )
-    vol = cell_volume(*axes)
     return GridPosterior(
         axes=axes,
         log_density=log_posterior_grid(log_prior, loss, n, beta, volume=vol),
@@ -148,13 +184,13 @@ def grid_posterior(
 
 def log_normal_prior(w: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     """log N(w; mean, std²) elementwise (a Gaussian prior, per coordinate)."""
-    if not std > 0:
-        raise ValueError(f"prior std must be positive, got {std}.")
+    mean, std = finite_float("prior mean", mean), positive_float("prior std", std)
     return -0.5 * ((w - mean) / std) ** 2 - math.log(std) - 0.5 * math.log(2 * math.pi)
 
 
 def log_uniform_prior(w: Tensor, low: float, high: float) -> Tensor:
     """log of the uniform density on [low, high] (−inf outside)."""
+    low, high = finite_float("low", low), finite_float("high", high)
     if not high > low:
         raise ValueError(f"need low < high for a uniform prior, got [{low}, {high}].")
     inside = (w >= low) & (w <= high)
@@ -234,19 +270,19 @@ def free_energy_adaptive(
     no more than n = 10; a generic ``model.empirical_loss`` works too but costs O(n) per point.
     ``loss_fn`` and ``log_prior_fn`` map (..., d) → (...). Mass outside ``bounds`` is ignored.
     """
-    _check_n_beta(n, beta)
-    bounds = tuple((float(lo), float(hi)) for lo, hi in bounds)
+    n, beta = _check_n_beta(n, beta)
+    bounds = tuple((real_scalar("a lower bound", lo), real_scalar("an upper bound", hi)) for lo, hi in bounds)
     d = len(bounds)
     if d not in (1, 2):
         raise ValueError(f"free_energy_adaptive handles 1-D or 2-D parameters, got {d} bounds.")
     if any(not (math.isfinite(lo) and math.isfinite(hi) and hi > lo) for lo, hi in bounds):
         raise ValueError(f"each bound must be a finite interval (low, high) with low < high, got {bounds}.")
-    points = points if points is not None else (401 if d == 1 else 129)
-    max_points = max_points if max_points is not None else (1 << 18 if d == 1 else 4097)
+    points = positive_int("points", points) if points is not None else (401 if d == 1 else 129)
+    max_points = positive_int("max_points", max_points) if max_points is not None else (1 << 18 if d == 1 else 4097)
     if points < 5 or max_points < points:
         raise ValueError(f"need 5 ≤ points ≤ max_points, got points={points}, max_points={max_points}.")
-    if not (window > 0 and tol > 0):
-        raise ValueError("window and tol must be positive.")
+    window, tol = positive_float("window", window), positive_float("tol", tol)
+    max_iter, block = positive_int("max_iter", max_iter), positive_int("block", block)
     nbeta = n * beta
     box = bounds
     previous: float | None = None
@@ -304,26 +340,35 @@ def laplace_free_energy(
     loss_at_w0: float, hessian: Tensor, n: float, log_prior_at_w0: float, *, beta: float = 1.0
 ) -> float:
     """F_n ≈ nβL_n(ŵ) − log φ(ŵ) + (d/2) log(nβ/2π) + ½ log det H, H = ∇²L_n(ŵ) (d × d, positive definite)."""
-    _check_n_beta(n, beta)
+    n, beta = _check_n_beta(n, beta)
+    loss_at_w0 = finite_float("loss_at_w0", loss_at_w0)
+    log_prior_at_w0 = finite_float("log_prior_at_w0 (log φ at the minimum: φ(ŵ) > 0)", log_prior_at_w0)
     hessian = torch.as_tensor(hessian, dtype=torch.float64)
     if hessian.ndim == 0:
         hessian = hessian.reshape(1, 1)
-    if hessian.ndim != 2 or hessian.shape[0] != hessian.shape[1]:
+    if hessian.ndim != 2 or hessian.shape[0] != hessian.shape[1] or hessian.shape[0] < 1:
         raise ValueError(f"hessian must be a square d × d matrix, got shape {tuple(hessian.shape)}.")
-    sign, logdet = torch.linalg.slogdet(hessian)
-    if sign <= 0:
-        raise ValueError("the Hessian is not positive definite: the Laplace approximation needs a regular minimum.")
+    finite_tensor("hessian", hessian)
+    if not torch.allclose(hessian, hessian.T, rtol=1e-8, atol=1e-12 * hessian.abs().max().item()):
+        raise ValueError("the Hessian is not symmetric; pass ∇²L_n(ŵ) (symmetrise it if it came from finite differences).")
+    # Positive definite ⇔ a Cholesky factor exists (slogdet's sign is +1 for diag(−1, −1) too).
+    chol, info = torch.linalg.cholesky_ex(hessian)
+    if info.item() != 0:
+        raise ValueError(
+            "the Hessian is not positive definite (smallest eigenvalue "
+            f"{torch.linalg.eigvalsh(hessian)[0].item():.3g}): the Laplace approximation needs a regular minimum."
+        )
+    logdet = 2 * torch.log(chol.diagonal()).sum().item()
     d = hessian.shape[0]
     nb = n * beta
-    return nb * float(loss_at_w0) - float(log_prior_at_w0) + 0.5 * d * math.log(nb / (2 * math.pi)) + 0.5 * logdet.item()
+    return nb * loss_at_w0 - log_prior_at_w0 + 0.5 * d * math.log(nb / (2 * math.pi)) + 0.5 * logdet
 
 
 def bic(n: float, loss_min: float, d: int) -> float:
     """BIC = nL_n(ŵ) + (d/2) log n (Schwarz 1978): F_n up to O_p(1) for a regular model."""
-    _check_n_beta(n, 1.0)
-    if isinstance(d, bool) or not isinstance(d, int) or d < 0:
-        raise ValueError(f"d (the number of parameters) must be a non-negative integer, got {d!r}.")
-    return n * float(loss_min) + 0.5 * d * math.log(n)
+    n, _ = _check_n_beta(n, 1.0)
+    d = int_in_range("d (the number of parameters)", d, 0)
+    return n * finite_float("loss_min", loss_min) + 0.5 * d * math.log(n)
 
 
 @dataclass(frozen=True)
@@ -342,14 +387,15 @@ def free_energy_slope(ns: Sequence[float] | Tensor, F_minus_nLn: Sequence[float]
     Passing the known multiplicity m removes the −(m−1) log log n term of Watanabe's formula
     before fitting. The standard error is the usual OLS one, √(RSS/(k−2) / Σ(log n − mean)²).
     """
-    logn = torch.log(torch.as_tensor(ns, dtype=torch.float64))
-    vals = torch.as_tensor(F_minus_nLn, dtype=torch.float64)
-    if logn.ndim != 1 or vals.shape != logn.shape:
-        raise ValueError(f"ns and F_minus_nLn must be 1-D of equal length, got {tuple(logn.shape)} and {tuple(vals.shape)}.")
-    if logn.numel() < 3:
+    ns_t, vals = float64_tensor("ns", ns), float64_tensor("F_minus_nLn", F_minus_nLn)
+    if ns_t.ndim != 1 or vals.shape != ns_t.shape:
+        raise ValueError(f"ns and F_minus_nLn must be 1-D of equal length, got {tuple(ns_t.shape)} and {tuple(vals.shape)}.")
+    if ns_t.numel() < 3:
         raise ValueError("need at least 3 values of n to fit a slope with a standard error.")
-    if isinstance(multiplicity, bool) or not isinstance(multiplicity, int) or multiplicity < 1:
-        raise ValueError(f"multiplicity must be a positive integer, got {multiplicity!r}.")
+    if not (ns_t > 0).all():
+        raise ValueError(f"every n must be positive (the fit is on log n), got min n = {ns_t.min().item():g}.")
+    logn = torch.log(ns_t)
+    multiplicity = positive_int("multiplicity", multiplicity)
     if multiplicity > 1 and (logn <= 0).any():
         raise ValueError("with multiplicity > 1 every n must exceed 1 (log log n is needed).")
     vals = vals + (multiplicity - 1) * torch.log(logn)
@@ -362,3 +408,4 @@ def free_energy_slope(ns: Sequence[float] | Tensor, F_minus_nLn: Sequence[float]
     resid = vals - (slope * logn + intercept)
     stderr = torch.sqrt((resid * resid).sum() / (logn.numel() - 2) / sxx)
     return SlopeFit(slope=slope.item(), stderr=stderr.item(), intercept=intercept.item())
+

@@ -6,7 +6,6 @@ must map a ``(num_chains, d)`` tensor to ``(num_chains,)`` log densities (unnorm
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from slt_course_utils._validate import InputTypeError, finite_tensor, int_in_range, positive_float
 from slt_course_utils.diagnostics import ess_per_chain
 from slt_course_utils.progress import progress
 
@@ -34,12 +34,15 @@ class MHResult:
 
 def _validated_start(init: Tensor, step_size: float, **counts: tuple[int, int]) -> Tensor:
     """Check the step size and the integer ``counts`` (name → (value, minimum)); return init as (chains, d)."""
-    if not (isinstance(step_size, (int, float)) and math.isfinite(step_size) and step_size > 0):
-        raise ValueError(f"step_size must be a positive finite number, got {step_size!r}.")
+    positive_float("step_size", step_size)
     for name, (value, low) in counts.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}.")
-    w = init.detach().clone().double()
+        int_in_range(name, value, low)
+    if not isinstance(init, Tensor):
+        try:
+            init = torch.as_tensor(init, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise InputTypeError(f"init must be a tensor of shape (num_chains, d) or (d,), got {type(init).__name__}.") from None
+    w = finite_tensor("init", init.detach().clone().double())
     if w.ndim == 1:
         w = w.unsqueeze(0)
     if w.ndim != 2:
@@ -96,8 +99,10 @@ def effective_sample_size(x: Tensor) -> Tensor:
     ``x`` has shape ``(chains, draws, d)``; returns ``(chains, d)`` (float64). For R̂ and the
     rank-normalised bulk/tail ESS of one coordinate, see :mod:`slt_course_utils.diagnostics`.
     """
+    x = torch.as_tensor(x)
     if x.ndim != 3 or x.shape[1] < 4:
         raise ValueError(f"need samples of shape (chains, draws ≥ 4, d), got {tuple(x.shape)}.")
+    finite_tensor("samples", x)
     a = x.detach().cpu().double().numpy()
     return torch.from_numpy(np.stack([ess_per_chain(a[:, :, j]) for j in range(a.shape[2])], axis=1))
 

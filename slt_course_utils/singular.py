@@ -22,11 +22,26 @@ from torch import Tensor
 from torch.func import jacfwd
 
 from slt_course_utils import models
+from slt_course_utils._validate import (
+    finite_float,
+    finite_tensor,
+    float64_tensor,
+    int_in_range,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
 from slt_course_utils.models import ReducedRankRegression
 
 
 def _is_int(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _check_grid_axis(name: str, axis: Tensor) -> Tensor:
+    if not isinstance(axis, Tensor) or axis.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D tensor of grid values.")
+    return finite_tensor(name, axis)
 
 
 # --- y = a·tanh(bx) -----------------------------------------------------------------------
@@ -37,12 +52,13 @@ def tanh_loss_grid(a_axis: Tensor, b_axis: Tensor, x: Tensor, y: Tensor, sigma: 
     For each b only S1(b) = Σ y_i tanh(b x_i) and S2(b) = Σ tanh²(b x_i) are needed:
     nL_n = (n/2) log 2πσ² + (Σy² − 2a S1(b) + a² S2(b))/(2σ²), so the cost is O(Gb·n), not O(Ga·Gb·n).
     """
-    if a_axis.ndim != 1 or b_axis.ndim != 1:
-        raise ValueError("a_axis and b_axis must be 1-D tensors of grid values.")
+    _check_grid_axis("a_axis", a_axis)
+    _check_grid_axis("b_axis", b_axis)
     if x.ndim != 1 or x.shape != y.shape or x.numel() < 1:
         raise ValueError(f"x and y must be non-empty 1-D of equal length, got {tuple(x.shape)} and {tuple(y.shape)}.")
-    if not (math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"sigma must be positive and finite, got {sigma!r}.")
+    finite_tensor("x", x)
+    finite_tensor("y", y)
+    sigma = positive_float("sigma", sigma)
     x, y = x.double(), y.double()
     a, b = a_axis.double(), b_axis.double()
     n = x.numel()
@@ -60,14 +76,14 @@ def tanh_loss_grid(a_axis: Tensor, b_axis: Tensor, x: Tensor, y: Tensor, sigma: 
 
 def tanh_kl(a: Tensor, b: Tensor, a0: float, b0: float) -> Tensor:
     """K(a, b) = E_x[(a tanh(bx) − a0 tanh(b0 x))²]/2 for x ~ N(0, 1), σ = 1, elementwise in (a, b)."""
-    w = torch.stack(torch.broadcast_tensors(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)), -1)
-    return models.gaussian_regression_kl(models.TANH, w, [float(a0), float(b0)])
+    a, b = finite_tensor("a", torch.as_tensor(a, dtype=torch.float64)), finite_tensor("b", torch.as_tensor(b, dtype=torch.float64))
+    w = torch.stack(torch.broadcast_tensors(a, b), -1)
+    return models.gaussian_regression_kl(models.TANH, w, [finite_float("a0", a0), finite_float("b0", b0)])
 
 
 def tanh_true_set(a: Tensor, b: Tensor, a0: float, b0: float, tol: float) -> Tensor:
     """Boolean mask of {K(a, b) < tol}: a neighbourhood of W0 = {K = 0} on a grid (same shape as a, b)."""
-    if not (math.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol must be positive, got {tol!r}.")
+    tol = positive_float("tol", tol)
     return tanh_kl(a, b, a0, b0) < tol
 
 
@@ -75,8 +91,7 @@ def tanh_true_set(a: Tensor, b: Tensor, a0: float, b0: float, tol: float) -> Ten
 
 def tanh_symmetry_count(hidden: int) -> int:
     """|G| = H!·2^H: permutations of the H hidden units times a sign flip (a_h, c_h) → (−a_h, −c_h) per unit."""
-    if not _is_int(hidden) or hidden < 1:
-        raise ValueError(f"hidden (the number of units H) must be a positive integer, got {hidden!r}.")
+    hidden = positive_int("hidden (the number of units H)", hidden)
     return math.factorial(hidden) * 2**hidden
 
 
@@ -122,9 +137,8 @@ def product_map_rank(M: int, N: int, rank_A: int, rank_B: int) -> int:
     those whose column space lies in col(B) (dimension M·rank B), meeting in rank A·rank B dimensions.
     For x ~ N(0, I_M) the Fisher information of y = BAx + N(0, σ²I) is JᵀJ/σ², so this is its rank.
     """
-    for name, v in (("M", M), ("N", N), ("rank_A", rank_A), ("rank_B", rank_B)):
-        if not _is_int(v) or v < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {v!r}.")
+    M, N = nonnegative_int("M", M), nonnegative_int("N", N)
+    rank_A, rank_B = nonnegative_int("rank_A", rank_A), nonnegative_int("rank_B", rank_B)
     if rank_A > M or rank_B > N:
         raise ValueError(f"need rank_A ≤ M and rank_B ≤ N, got rank_A={rank_A}, M={M}, rank_B={rank_B}, N={N}.")
     return N * rank_A + M * rank_B - rank_A * rank_B
@@ -143,8 +157,8 @@ def random_factors_with_ranks(
 ) -> Tensor:
     """A random w = (vec A, vec B) with rank A = rank_A and rank B = rank_B (products of Gaussian factors)."""
     H, M, N = model.H, model.M, model.N
-    if not (0 <= rank_A <= min(H, M) and 0 <= rank_B <= min(N, H)):
-        raise ValueError(f"need 0 ≤ rank_A ≤ min(H, M) = {min(H, M)} and 0 ≤ rank_B ≤ min(N, H) = {min(N, H)}.")
+    rank_A = int_in_range("rank_A", rank_A, 0, min(H, M))
+    rank_B = int_in_range("rank_B", rank_B, 0, min(N, H))
     g = dict(generator=generator, dtype=torch.float64)
     A = torch.randn(H, rank_A, **g) @ torch.randn(rank_A, M, **g)
     B = torch.randn(N, rank_B, **g) @ torch.randn(rank_B, H, **g)
@@ -155,8 +169,10 @@ def random_factors_with_ranks(
 
 def bic_gap(ns: Sequence[float] | Tensor, F_minus_nL: Sequence[float] | Tensor, d: int) -> Tensor:
     """BIC − F_n = (d/2) log n − (F_n − nL_n(w0)), shape (k,): ≈ (d/2 − λ) log n + (m−1) log log n + O(1)."""
-    ns = torch.as_tensor(ns, dtype=torch.float64)
-    vals = torch.as_tensor(F_minus_nL, dtype=torch.float64)
+    ns, vals = float64_tensor("ns", ns), float64_tensor("F_minus_nL", F_minus_nL)
     if ns.shape != vals.shape or ns.ndim != 1:
         raise ValueError(f"ns and F_minus_nL must be 1-D of equal length, got {tuple(ns.shape)} and {tuple(vals.shape)}.")
+    if not (ns > 0).all():
+        raise ValueError("every n must be positive (BIC uses log n).")
+    d = nonnegative_int("d (the number of parameters)", d)
     return 0.5 * d * torch.log(ns) - vals

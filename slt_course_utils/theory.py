@@ -27,6 +27,8 @@ import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 
+from slt_course_utils._validate import int_in_range, int_sequence, positive_int
+
 RLCT = tuple[Fraction, int]
 
 
@@ -50,8 +52,7 @@ def _check_rlct(name: str, value: RLCT) -> RLCT:
 
 def rlct_regular(d: int) -> RLCT:
     """λ = d/2, m = 1 for a regular model with d parameters (Schwarz 1978; grey book ch. 1)."""
-    if not _is_int(d) or d < 1:
-        raise ValueError(f"d (the number of parameters) must be a positive integer, got {d!r}.")
+    d = positive_int("d (the number of parameters)", d)
     return Fraction(d, 2), 1
 
 
@@ -91,10 +92,7 @@ def rlct_sum_disjoint(a: RLCT, b: RLCT) -> RLCT:
 
 def rlct_homogeneous_radial(d: int, k: int) -> RLCT:
     """K = (Σ_{i=1}^d w_i²)^k with uniform prior: λ = d/(2k), m = 1 (polar coordinates)."""
-    if not _is_int(d) or d < 1:
-        raise ValueError(f"d must be a positive integer, got {d!r}.")
-    if not _is_int(k) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}.")
+    d, k = positive_int("d", d), positive_int("k", k)
     return Fraction(d, 2 * k), 1
 
 
@@ -199,11 +197,8 @@ def rlct_reduced_rank_regression(M: int, N: int, H: int, r: int) -> RLCT:
     λ = (s+1)/8, m = 2. Case 2 (M+H < N+r): λ = (HM − Hr + Nr)/2. Case 3 (N+H < M+r):
     λ = (HN − Hr + Mr)/2. Case 4 (M+N < H+r): λ = MN/2. Cases 2–4 have m = 1.
     """
-    for name, x in (("M", M), ("N", N), ("H", H)):
-        if not _is_int(x) or x < 1:
-            raise ValueError(f"{name} must be a positive integer, got {x!r}.")
-    if not _is_int(r) or not 0 <= r <= min(M, N, H):
-        raise ValueError(f"the true rank r must be an integer in [0, min(M, N, H)] = [0, {min(M, N, H)}], got {r!r}.")
+    M, N, H = positive_int("M", M), positive_int("N", N), positive_int("H", H)
+    r = int_in_range("the true rank r (≤ min(M, N, H))", r, 0, min(M, N, H))
     if M + H < N + r:
         return Fraction(H * M - H * r + N * r, 2), 1
     if N + H < M + r:
@@ -238,7 +233,7 @@ def dln_sigma(widths: Sequence[int], true_rank: int) -> tuple[int, ...]:
     g(k) = Σ_{i≤k} M_(i) − (k−1)M_(k), non-increasing in k, (ii) is g(ℓ+1) ≥ 0 and (iii) is
     g(ℓ+2) < 0.)
     """
-    _check_widths(widths, true_rank)
+    widths = _check_widths(widths, true_rank)
     Ms = [w - true_rank for w in widths]
     order = sorted(range(len(Ms)), key=lambda i: Ms[i])
     found = [tuple(sorted(order[:k])) for k in range(2, len(Ms) + 1) if _dln_sigma_ok(Ms, order[:k])]
@@ -247,16 +242,11 @@ def dln_sigma(widths: Sequence[int], true_rank: int) -> tuple[int, ...]:
     return found[0]
 
 
-def _check_widths(widths: Sequence[int], true_rank: int) -> None:
-    widths = list(widths)
-    if len(widths) < 2:
-        raise ValueError(f"widths must list at least input and output sizes (L ≥ 1 layers), got {widths!r}.")
-    if any(not _is_int(w) or w < 1 for w in widths):
-        raise ValueError(f"widths must be positive integers, got {widths!r}.")
-    if not _is_int(true_rank) or not 0 <= true_rank <= min(widths):
-        raise ValueError(
-            f"the true rank must be an integer in [0, min(widths)] = [0, {min(widths)}], got {true_rank!r}."
-        )
+def _check_widths(widths: Sequence[int], true_rank: int) -> list[int]:
+    # Read an iterator once; callers use the returned list. Floats are refused, not truncated.
+    widths = int_sequence("widths (input … output sizes, L ≥ 1 layers)", widths, low=1, min_len=2)
+    int_in_range("the true rank", true_rank, 0, min(widths))
+    return widths
 
 
 def rlct_deep_linear_network(widths: Sequence[int], true_rank: int) -> RLCT:
@@ -269,8 +259,8 @@ def rlct_deep_linear_network(widths: Sequence[int], true_rank: int) -> RLCT:
     For L = 1 (one matrix) Σ = {1, 2}, ℓ = 1, a = 1 and the formula reduces to H_1H_2/2,
     m = 1: the regular value, as it must be (W ↦ W x is identifiable).
     """
-    _check_widths(widths, true_rank)
-    r = true_rank
+    widths = _check_widths(widths, true_rank)
+    r = int(true_rank)
     Ms = [w - r for w in widths]
     sigma = dln_sigma(widths, r)
     ell = len(sigma) - 1
@@ -289,8 +279,7 @@ def rlct_deep_linear_network(widths: Sequence[int], true_rank: int) -> RLCT:
 
 def num_parameters_deep_linear_network(widths: Sequence[int]) -> int:
     """d = Σ_{s=1}^{L} H_s H_{s+1}, the number of weights of a bias-free deep linear network."""
-    if len(widths) < 2 or any(not _is_int(w) or w < 1 for w in widths):
-        raise ValueError(f"widths must be at least two positive integers, got {list(widths)!r}.")
+    widths = int_sequence("widths", widths, low=1, min_len=2)
     return sum(a * b for a, b in itertools.pairwise(widths))
 
 
@@ -307,6 +296,13 @@ REDUCED_RANK_EXAMPLES: dict[tuple[int, int, int, int], RLCT] = {
     (3, 4, 8, 0): (Fraction(6), 1),
     (1, 1, 1, 0): (Fraction(1, 2), 2),
     (1, 1, 1, 1): (Fraction(1, 2), 1),
+    # r > 0 in each of the four cases, worked by hand from the formulas (docstring above):
+    (4, 4, 2, 1): (Fraction(5), 2),  # case 1, M+H+N+r = 11 odd: s = 2·3·8 − 0 − 9 = 39, (s+1)/8
+    (4, 3, 2, 1): (Fraction(4), 1),  # case 1, even: s = 2·3·7 − 1 − 9 = 32, s/8
+    (2, 6, 3, 1): (Fraction(9, 2), 1),  # case 2 (M+H = 5 < N+r = 7): (6 − 3 + 6)/2
+    (6, 2, 3, 1): (Fraction(9, 2), 1),  # case 3 (N+H = 5 < M+r = 7): (6 − 3 + 6)/2
+    (2, 2, 5, 1): (Fraction(2), 1),  # case 4 (M+N = 4 < H+r = 6): MN/2
+    (5, 3, 2, 2): (Fraction(6), 1),  # case 3 at full rank r = H: H(M+N−H)/2, the regular count
 }
 
 #: (widths, true rank) → (λ, m) for deep linear networks (Aoyagi 2024, Theorem 1).

@@ -44,6 +44,18 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from slt_course_utils._validate import (
+    InputTypeError,
+    finite_float,
+    finite_tensor,
+    int_in_range,
+    model_input,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    real_scalar,
+)
 from slt_course_utils.device import get_device
 from slt_course_utils.progress import progress as _progress
 
@@ -117,10 +129,12 @@ class ToyModelOfSuperposition(nn.Module):
     def __init__(self, c: int = 6, m: int = 2, *, W: Tensor | None = None, b: Tensor | None = None,
                  init_scale: float = 0.1, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        if c < 1 or m < 1:
-            raise ValueError(f"c and m must be positive integers, got c={c}, m={m}.")
+        c, m = positive_int("c (the number of features)", c), positive_int("m (the hidden dimension)", m)
+        init_scale = nonnegative_float("init_scale", init_scale)
         W0 = torch.randn(m, c, generator=generator) * init_scale if W is None else torch.as_tensor(W).clone()
         b0 = torch.zeros(c) if b is None else torch.as_tensor(b).clone()
+        finite_tensor("W", W0)
+        finite_tensor("b", b0)
         if W0.shape != (m, c) or b0.shape != (c,):
             raise ValueError(f"W must have shape ({m}, {c}) and b shape ({c},); got {tuple(W0.shape)}, "
                              f"{tuple(b0.shape)}.")
@@ -128,6 +142,7 @@ class ToyModelOfSuperposition(nn.Module):
         self.b = nn.Parameter(b0.to(self.W.dtype))
 
     def forward(self, x: Tensor) -> Tensor:
+        model_input(x, self.W)
         return torch.relu(x @ self.W.T @ self.W + self.b)
 
 
@@ -136,6 +151,11 @@ def tms_forward(W: Tensor, b: Tensor, x: Tensor) -> Tensor:
 
     W: (..., m, c), b: (..., c), x: (..., n, c) or (n, c) → (..., n, c).
     """
+    if W.ndim < 2 or b.shape[-1:] != W.shape[-1:] or x.shape[-1:] != W.shape[-1:]:
+        raise ValueError(f"tms_forward needs W (..., m, c), b (..., c) and x (..., n, c) with one c; got "
+                         f"{tuple(W.shape)}, {tuple(b.shape)} and {tuple(x.shape)}.")
+    dtype = torch.promote_types(torch.promote_types(W.dtype, b.dtype), x.dtype)
+    W, b, x = W.to(dtype), b.to(dtype), x.to(dtype)
     gram = W.transpose(-1, -2) @ W  # (..., c, c), symmetric
     return torch.relu(x @ gram + b.unsqueeze(-2))
 
@@ -143,6 +163,8 @@ def tms_forward(W: Tensor, b: Tensor, x: Tensor) -> Tensor:
 def tms_loss(pred: Tensor, target: Tensor) -> Tensor:
     """Mean over samples of ‖pred − target‖² (summed over the c outputs): the Gaussian NLL
     with σ² = 1/2 up to a constant. The normalisation matches :func:`population_loss`."""
+    if pred.shape != target.shape:
+        raise ValueError(f"pred has shape {tuple(pred.shape)} but target has shape {tuple(target.shape)}; they must match.")
     return (pred - target).pow(2).sum(-1).mean(-1)
 
 
@@ -151,13 +173,18 @@ def tms_loss(pred: Tensor, target: Tensor) -> Tensor:
 # --------------------------------------------------------------------------------------
 
 
+def _check_sample_shape(n: int, c: int, num_seeds: int | None) -> tuple[int, ...]:
+    """The leading shape () or (num_seeds,), after checking n, c (and num_seeds) are positive integers."""
+    positive_int("n (the number of samples)", n)
+    positive_int("c (the number of features)", c)
+    return () if num_seeds is None else (positive_int("num_seeds", num_seeds),)
+
+
 def sample_high_sparsity(n: int, c: int = 6, *, generator: torch.Generator | None = None,
                          num_seeds: int | None = None, device: torch.device | str = "cpu") -> Tensor:
     """x with exactly one active coordinate i ~ U{1..c}, value μ ~ U[0, 1]: shape (n, c)
     (or (num_seeds, n, c)). The paper's eq. (2), the S → 1 limit of Elhage et al."""
-    if n < 1 or c < 1:
-        raise ValueError(f"n and c must be positive, got n={n}, c={c}.")
-    lead = () if num_seeds is None else (num_seeds,)
+    lead = _check_sample_shape(n, c, num_seeds)
     idx = torch.randint(0, c, lead + (n,), generator=generator, device=device)
     mu = torch.rand(lead + (n,), generator=generator, device=device)
     x = torch.zeros(lead + (n, c), device=device)
@@ -168,9 +195,10 @@ def sample_high_sparsity(n: int, c: int = 6, *, generator: torch.Generator | Non
 def sample_sparse(n: int, c: int = 6, sparsity: float = 0.9, *, generator: torch.Generator | None = None,
                   num_seeds: int | None = None, device: torch.device | str = "cpu") -> Tensor:
     """x_i = a_i μ_i with a_i ~ Bernoulli(1 − S) and μ_i ~ U[0, 1] independent (Elhage et al.)."""
+    lead = _check_sample_shape(n, c, num_seeds)
+    sparsity = real_scalar("sparsity", sparsity)
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"sparsity S must lie in [0, 1), got {sparsity}.")
-    lead = () if num_seeds is None else (num_seeds,)
     active = torch.rand(lead + (n, c), generator=generator, device=device) >= sparsity
     return active * torch.rand(lead + (n, c), generator=generator, device=device)
 
@@ -178,6 +206,19 @@ def sample_sparse(n: int, c: int = 6, sparsity: float = 0.9, *, generator: torch
 # --------------------------------------------------------------------------------------
 # Population loss (high-sparsity limit)
 # --------------------------------------------------------------------------------------
+
+
+def _check_W_b(W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """(W, b) as floating tensors of shapes (..., m, c) and (..., c), finite (an integer W becomes float32)."""
+    W = torch.as_tensor(W)
+    if not W.is_floating_point():
+        W = W.float()
+    b = torch.as_tensor(b, dtype=W.dtype, device=W.device)
+    if W.ndim < 2 or b.shape[-1:] != W.shape[-1:]:
+        raise ValueError(f"W must have shape (..., m, c) and b shape (..., c); got {tuple(W.shape)} and {tuple(b.shape)}.")
+    finite_tensor("W", W)
+    finite_tensor("b", b)
+    return W, b
 
 
 def _int_sq_linear(p: Tensor, q: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
@@ -194,8 +235,7 @@ def population_loss(W: Tensor, b: Tensor) -> Tensor:
     (autograd gives the exact gradient away from kinks); batched over leading dims of
     W: (..., m, c), b: (..., c) → (...). Equals H/(3c) of the paper's Lemma 3.1.
     """
-    W = torch.as_tensor(W)
-    b = torch.as_tensor(b, dtype=W.dtype)
+    W, b = _check_W_b(W, b)
     c = W.shape[-1]
     a = W.transpose(-1, -2) @ W  # a[..., i, j] = W_i · W_j; input i, output j
     bj = b.unsqueeze(-2).expand_as(a)  # bias of output j
@@ -215,8 +255,10 @@ def population_loss(W: Tensor, b: Tensor) -> Tensor:
 
 def population_loss_quadrature(W: Tensor, b: Tensor, points: int = 20001) -> Tensor:
     """The same integral by the trapezoid rule on ``points`` nodes (an independent check)."""
-    W = torch.as_tensor(W, dtype=torch.float64)
-    b = torch.as_tensor(b, dtype=torch.float64)
+    W, b = (t.double() for t in _check_W_b(W, b))
+    if W.ndim != 2:
+        raise ValueError(f"population_loss_quadrature takes one W of shape (m, c), got {tuple(W.shape)}.")
+    points = int_in_range("points", points, 2)
     c = W.shape[-1]
     mu = torch.linspace(0.0, 1.0, points, dtype=torch.float64)
     x = mu[:, None, None] * torch.eye(c, dtype=torch.float64)  # (points, i, c)
@@ -245,6 +287,7 @@ class KGonType:
 
 def kgon_label(k: int, positive_biases: int = 0, regular: bool = True) -> str:
     """'5', '5+', '4++' (the paper's k^{σ+}); '~' prefix when the polygon is not regular."""
+    k, positive_biases = nonnegative_int("k", k), nonnegative_int("positive_biases", positive_biases)
     return ("" if regular else "~") + f"{k}" + "+" * positive_biases
 
 
@@ -268,8 +311,7 @@ def kgon_optimal_shape(k: int) -> tuple[float, float]:
     paper's value; does not depend on c (dead features with W = 0, b ≤ 0 decouple).
     For k ≤ 4, (1, 0): orthogonal/antipodal columns reconstruct exactly.
     """
-    if k < 1:
-        raise ValueError(f"k must be a positive integer, got {k}.")
+    k = positive_int("k", k)
     if k <= 4:
         return 1.0, 0.0
     if k in _SHAPE_CACHE:
@@ -292,6 +334,13 @@ def kgon_optimal_shape(k: int) -> tuple[float, float]:
     return _SHAPE_CACHE[k]
 
 
+def _check_kgon(k: int, c: int, positive_biases: int) -> tuple[int, int, int]:
+    """(k, c, σ) as integers with 1 ≤ k ≤ c and 0 ≤ σ ≤ c − k."""
+    c = positive_int("c (the number of features)", c)
+    k = int_in_range("k (the number of live features)", k, 1, c)
+    return k, c, int_in_range("positive_biases", positive_biases, 0, c - k)
+
+
 def kgon_parameters(k: int, c: int = 6, positive_biases: int = 0, *, rotation: float = 0.0,
                     dead_bias: float = -1.0, dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:
     """(W, b) of the ideal k-gon critical point with σ = ``positive_biases`` (the paper's k^{σ+}).
@@ -301,10 +350,10 @@ def kgon_parameters(k: int, c: int = 6, positive_biases: int = 0, *, rotation: f
     (minimises (1/c)[c b² − b + 1/3]), the rest with ``dead_bias`` < 0 (a flat direction:
     any negative value is critical). Shapes (2, c), (c,).
     """
-    if not 1 <= k <= c:
-        raise ValueError(f"need 1 ≤ k ≤ c, got k={k}, c={c}.")
-    if not 0 <= positive_biases <= c - k:
-        raise ValueError(f"positive_biases must be in [0, c − k] = [0, {c - k}], got {positive_biases}.")
+    k, c, positive_biases = _check_kgon(k, c, positive_biases)
+    rotation, dead_bias = finite_float("rotation", rotation), finite_float("dead_bias", dead_bias)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise InputTypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}.")
     if dead_bias >= 0:
         raise ValueError(f"dead_bias must be negative (a positive dead bias is the σ pattern), got {dead_bias}.")
     length, bias = kgon_optimal_shape(k)
@@ -331,6 +380,7 @@ def hessian_eigenvalues(W: Tensor, b: Tensor) -> Tensor:
 def kgon_flat_dimension(k: int, c: int = 6, positive_biases: int = 0) -> int:
     """Directions in which L is exactly flat near the k^{σ+}-gon: 1 (rotating the hidden plane)
     + 3 per dead feature with negative bias (its column and bias), 1 + 3(c − k − σ)."""
+    k, c, positive_biases = _check_kgon(k, c, positive_biases)
     return 1 + 3 * (c - k - positive_biases)
 
 
@@ -357,6 +407,8 @@ def kgon_llc_from_hessian(k: int, c: int = 6, positive_biases: int = 0, *, rel_t
     the integrand at μ = 0: L is not C² there) and RuntimeError if the null space is not
     the expected one (then λ is not rank/2).
     """
+    k, c, positive_biases = _check_kgon(k, c, positive_biases)
+    rel_tol = positive_float("rel_tol", rel_tol)
     if k <= 4:
         raise ValueError(f"the {k}-gon is not a smooth critical point (b* = 0 puts a kink at μ = 0); "
                          "λ is not rank/2 there — use k ≥ 5.")
@@ -394,6 +446,8 @@ def classify_kgon(W: Tensor, b: Tensor, *, live_threshold: float = 0.5, angle_to
     if W.ndim != 2 or W.shape[0] != 2 or b.shape != (W.shape[1],):
         raise ValueError(f"classify_kgon needs W of shape (2, c) and b of shape (c,); got {tuple(W.shape)}, "
                          f"{tuple(b.shape)}.")
+    finite_tensor("W", W)
+    finite_tensor("b", b)
     norms = W.norm(dim=0)
     live = norms > live_threshold
     k = int(live.sum())
@@ -452,8 +506,10 @@ def train_tms(num_seeds: int = 8, c: int = 6, m: int = 2, *, n: int = 1000, step
     """
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}.")
-    if num_seeds < 1 or steps < 0 or n < 1:
-        raise ValueError("num_seeds and n must be positive and steps non-negative.")
+    num_seeds, c, m = positive_int("num_seeds", num_seeds), positive_int("c", c), positive_int("m", m)
+    n, steps, log_every = positive_int("n", n), nonnegative_int("steps", steps), positive_int("log_every", log_every)
+    batch_size = None if batch_size is None else positive_int("batch_size", batch_size)
+    lr, init_scale = positive_float("lr", lr), nonnegative_float("init_scale", init_scale)
     dev = get_device(device)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     if sparsity is None:
@@ -514,8 +570,7 @@ def longest_plateau(steps: np.ndarray, loss: np.ndarray, target: float, rel_tol:
     steps, loss = np.asarray(steps), np.asarray(loss)
     if steps.shape != loss.shape or steps.ndim != 1:
         raise ValueError(f"steps and loss must be 1-d of the same length, got {steps.shape} and {loss.shape}.")
-    if target <= 0:
-        raise ValueError(f"target must be a positive loss, got {target}.")
+    target, rel_tol = positive_float("target (a positive loss)", target), positive_float("rel_tol", rel_tol)
     near = np.abs(loss / target - 1) < rel_tol
     best, best_ratio, i = None, 0.0, 0
     while i < len(near):
@@ -534,7 +589,12 @@ def longest_plateau(steps: np.ndarray, loss: np.ndarray, target: float, rel_tol:
 
 def free_energy_asymptotic(n: np.ndarray | float, loss: float, llc: float, constant: float = 0.0) -> np.ndarray:
     """F_n ≈ n L + λ log n + const for a phase with population loss L and LLC λ."""
+    if not np.issubdtype(np.asarray(n).dtype, np.number):
+        raise InputTypeError(f"n must be a number or an array of numbers, got {n!r}.")
     n = np.asarray(n, dtype=float)
+    if not (np.isfinite(n).all() and (n > 0).all()):
+        raise ValueError("every n must be positive and finite (F_n uses log n).")
+    loss, llc, constant = finite_float("loss", loss), finite_float("llc", llc), finite_float("constant", constant)
     return n * loss + llc * np.log(n) + constant
 
 

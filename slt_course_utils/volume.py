@@ -28,23 +28,21 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from slt_course_utils._validate import float64_tensor, positive_float, positive_int
+
 Potential = Callable[[Tensor], Tensor]
 PriorSampler = Callable[[int, torch.Generator | None], Tensor]
 
 
-def _check_positive_int(name: str, x: object) -> int:
-    if isinstance(x, bool) or not isinstance(x, int) or x < 1:
-        raise ValueError(f"{name} must be a positive integer, got {x!r}.")
-    return x
+_check_positive_int = positive_int
 
 
 # --- Priors ------------------------------------------------------------------------------
 
 def uniform_prior_sampler(d: int, radius: float = 1.0) -> PriorSampler:
     """Sampler of the uniform prior on the box [−radius, radius]^d, draws of shape ``(n, d)``."""
-    _check_positive_int("d", d)
-    if not (math.isfinite(radius) and radius > 0):
-        raise ValueError(f"radius must be positive and finite, got {radius!r}.")
+    d = _check_positive_int("d", d)
+    radius = positive_float("radius", radius)
 
     def sample(n: int, generator: torch.Generator | None = None) -> Tensor:
         return radius * (2 * torch.rand(n, d, generator=generator, dtype=torch.float64) - 1)
@@ -57,8 +55,7 @@ def power_prior_sampler(h: Sequence[float], radius: float = 1.0) -> PriorSampler
     h_t = torch.as_tensor(list(h), dtype=torch.float64)
     if h_t.ndim != 1 or h_t.numel() < 1 or not torch.all(h_t > -1) or not torch.isfinite(h_t).all():
         raise ValueError(f"h must be a non-empty list of exponents > −1 (so φ is integrable), got {h!r}.")
-    if not (math.isfinite(radius) and radius > 0):
-        raise ValueError(f"radius must be positive and finite, got {radius!r}.")
+    radius = positive_float("radius", radius)
     d = h_t.numel()
 
     def sample(n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -83,8 +80,8 @@ def volume_samples(
 
     Draws in chunks of ``chunk_size`` so that memory stays O(chunk_size · d).
     """
-    _check_positive_int("num_samples", num_samples)
-    _check_positive_int("chunk_size", chunk_size)
+    num_samples = _check_positive_int("num_samples", num_samples)
+    chunk_size = _check_positive_int("chunk_size", chunk_size)
     out = torch.empty(num_samples, dtype=torch.float64)
     for start in range(0, num_samples, chunk_size):
         n = min(chunk_size, num_samples - start)
@@ -95,6 +92,8 @@ def volume_samples(
         if not isinstance(k, Tensor) or k.shape != (n,):
             raise ValueError(f"K must map parameters of shape (n, d) to values of shape (n,) = ({n},), got {getattr(k, 'shape', k)!r}.")
         out[start : start + n] = k
+    if torch.isnan(out).any():
+        raise ValueError("K returned NaN for some prior draws; check the potential on the prior's support.")
     return out
 
 
@@ -110,11 +109,9 @@ class VolumeCurve:
 
 
 def _as_1d(name: str, x: Tensor | Sequence[float]) -> Tensor:
-    t = torch.as_tensor(x, dtype=torch.float64)
+    t = float64_tensor(name, x)
     if t.ndim != 1 or t.numel() < 1:
         raise ValueError(f"{name} must be a non-empty 1-D array, got shape {tuple(t.shape)}.")
-    if not torch.isfinite(t).all():
-        raise ValueError(f"{name} contains NaN or infinite values.")
     return t
 
 
@@ -137,8 +134,9 @@ def log_spaced_eps(
 ) -> Tensor:
     """``num`` log-spaced ε from the min_count-th smallest K up to the max_fraction quantile of K."""
     k = torch.sort(_as_1d("K_values", K_values)).values
-    _check_positive_int("num", num)
-    _check_positive_int("min_count", min_count)
+    num = _check_positive_int("num", num)
+    min_count = _check_positive_int("min_count", min_count)
+    max_fraction = positive_float("max_fraction", max_fraction)
     n = k.numel()
     hi_index = int(max_fraction * n)
     if not 0 < max_fraction < 1 or hi_index <= min_count:
@@ -198,8 +196,9 @@ def fit_rlct_from_volume(
     """
     e = _as_1d("eps", eps)
     v = _as_1d("V", V)
-    _check_positive_int("num_samples", num_samples)
-    _check_positive_int("m", m)
+    num_samples = _check_positive_int("num_samples", num_samples)
+    m = _check_positive_int("m", m)
+    min_count = _check_positive_int("min_count", min_count)
     if e.shape != v.shape:
         raise ValueError(f"eps and V must have the same shape, got {tuple(e.shape)} and {tuple(v.shape)}.")
     if ((e <= 0) | (e >= 1)).any():

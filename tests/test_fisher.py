@@ -124,3 +124,15 @@ def test_fisher_bad_input():
     with pytest.raises(ValueError, match="sigma"):
         fi.fisher_tanh(1.0, 1.0, sigma=float("nan"))
     assert fi.fisher_rank(torch.zeros(3, 3)) == 0
+
+
+@pytest.mark.parametrize("sigma", [0.5, 2.0])
+def test_fisher_scales_as_one_over_sigma_squared(sigma):
+    """I(w) = E[∇f ∇fᵀ]/σ²: with σ ≠ 1 the closed forms must divide by σ², not σ (a σ = 1 test cannot tell)."""
+    line = m.GaussianRegression("line", m.LINE.mean_fn, d=2, sigma=sigma)
+    w = torch.tensor([0.3, -1.2], dtype=F64)
+    torch.testing.assert_close(fi.fisher_gaussian_regression(line, w), torch.eye(2, dtype=F64) / sigma**2,
+                               rtol=0, atol=1e-12)
+    x, y = line.sample(w, N, generator=gen(3))
+    assert_within_mc_error(regression_log_lik(line), w, (x, y), torch.eye(2, dtype=F64) / sigma**2)
+    torch.testing.assert_close(fi.fisher_tanh(1.0, 2.0, sigma), fi.fisher_tanh(1.0, 2.0) / sigma**2, rtol=1e-14, atol=0)

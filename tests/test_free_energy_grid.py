@@ -154,7 +154,7 @@ def test_bad_input():
         p.free_energy_adaptive(loss, loss, [(-1, 1)] * 3, 10)
     with pytest.raises(ValueError, match="low < high"):
         p.free_energy_adaptive(loss, loss, [(1, -1)], 10)
-    with pytest.raises(ValueError, match="positive finite"):
+    with pytest.raises(ValueError, match="positive and finite"):
         p.free_energy_adaptive(loss, loss, [(-1, 1)], 0)
     with pytest.raises(ValueError, match=r"shape \(\.\.\., d\)"):
         p.free_energy_adaptive(lambda w: w, loss, [(-1, 1)], 10)

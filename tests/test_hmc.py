@@ -56,9 +56,9 @@ def test_vectorised_and_deterministic():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"step_size": 0.0}, "step_size must be a positive"),
-        ({"step_size": -0.1}, "step_size must be a positive"),
-        ({"step_size": math.inf}, "step_size must be a positive"),
+        ({"step_size": 0.0}, "step_size must be positive"),
+        ({"step_size": -0.1}, "step_size must be positive"),
+        ({"step_size": math.inf}, "step_size must be positive"),
         ({"num_leapfrog": 0}, "num_leapfrog"),
         ({"num_samples": 0}, "num_samples"),
         ({"num_burnin": -1}, "num_burnin"),

@@ -160,3 +160,44 @@ def test_bad_input_raises_clear_errors():
         m.LINE_STATS.statistics(x, y[:2])
     with pytest.raises(ValueError, match="step"):
         m.trapezoid_normal(step=-1.0)
+
+
+# --- Closed forms against independent computations (σ ≠ 1 and s0 ≠ 1, so factors of σ and s0 show) ---
+
+def test_gaussian_mean_loss_equals_the_mean_nll():
+    x = m.sample_gaussian(50, 0.4, 1.5, generator=torch.Generator().manual_seed(0))
+    w = torch.tensor([-0.5, 0.0, 0.7], dtype=torch.float64)
+    direct = (0.5 * math.log(2 * math.pi * 1.5**2) + (x[None] - w[:, None]) ** 2 / (2 * 1.5**2)).mean(-1)
+    torch.testing.assert_close(m.gaussian_mean_loss(w, x, 1.5), direct, rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize(("prior_std", "beta"), [(2.0, 1.0), (0.5, 0.3)])
+def test_conjugate_free_energy_equals_quadrature(prior_std, beta):
+    """F_n(β) = −log ∫ φ(w) exp(−nβL_n(w)) dw by adaptive quadrature (tol 1e-9) vs the closed form."""
+    from slt_course_utils import posterior
+
+    x = m.sample_gaussian(40, 0.3, 1.0, generator=torch.Generator().manual_seed(1))
+    exact = m.gaussian_mean_conjugate(x, prior_mean=0.2, prior_std=prior_std, beta=beta)
+    quad = posterior.free_energy_adaptive(
+        lambda w: m.gaussian_mean_loss(w[..., 0], x), lambda w: posterior.log_normal_prior(w[..., 0], 0.2, prior_std),
+        [(-10.0, 10.0)], 40, beta, tol=1e-9)
+    assert exact.free_energy == pytest.approx(quad.free_energy, abs=1e-7)
+
+
+@pytest.mark.parametrize(("mq", "vq", "mp", "vp"), [(1.0, 2.0, 0.0, 1.0), (0.0, 0.5, 0.3, 3.0), (0.2, 1.0, 0.2, 1.0)])
+def test_kl_gaussians_equals_the_expected_log_ratio(mq, vq, mp, vp):
+    xs, ws = m.trapezoid_normal(0.01)
+    y = mq + math.sqrt(vq) * xs  # y ~ N(mq, vq)
+    log_q = -0.5 * math.log(2 * math.pi * vq) - (y - mq) ** 2 / (2 * vq)
+    log_p = -0.5 * math.log(2 * math.pi * vp) - (y - mp) ** 2 / (2 * vp)
+    assert m.kl_gaussians(mq, vq, mp, vp) == pytest.approx((ws * (log_q - log_p)).sum().item(), abs=1e-12)
+
+
+def test_linear_feature_population_loss_equals_entropy_plus_kl_by_quadrature():
+    """LinearFeatureRegression.population_loss (sufficient statistics) vs the generic quadrature route."""
+    model = m.LinearFeatureRegression("line, σ = 2", m.LINE.mean_fn, d=2, sigma=2.0, coef_fn=lambda w: w,
+                                      features_fn=m.LINE_STATS.features_fn)
+    w = torch.tensor([[0.1, 0.4], [1.0, -1.0]], dtype=torch.float64)
+    w0 = [0.3, -0.5]
+    torch.testing.assert_close(model.population_loss(w, w0), m.gaussian_regression_population_loss(model, w, w0),
+                               rtol=1e-12, atol=0)

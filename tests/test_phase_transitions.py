@@ -114,3 +114,18 @@ def test_exact_local_constants_are_the_large_n_limit_of_the_quadrature():
         assert exact["simple"] == pytest.approx(read["simple"], abs=2e-4)
     c = pt.exact_local_constants(pt.TWO_PHASE)
     assert pt.critical_n(0.005, 0.5, constant_gap=c["simple"] - c["accurate"]) == pytest.approx(757.4, abs=0.5)
+
+
+def test_gradient_descent_is_the_exact_recursion_on_a_quadratic():
+    """L(w) = ½ Σ a_k w_k²: w_t = (1 − lr·a)^t w_0 exactly, and the recorded losses are L(w_t);
+    with Gaussian noise the step is −lr·(∇L + σξ), so the noise enters with factor lr."""
+    a = torch.tensor([1.0, 3.0], dtype=torch.float64)
+    loss = lambda w: 0.5 * (a * w * w).sum(-1)  # noqa: E731
+    w0 = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    traj = pt.gradient_descent(loss, w0, lr=0.1, steps=5)
+    expected = torch.stack([w0 * (1 - 0.1 * a) ** t for t in range(6)])
+    torch.testing.assert_close(traj.w, expected, rtol=1e-14, atol=1e-15)
+    torch.testing.assert_close(traj.loss, loss(expected), rtol=1e-14, atol=1e-15)
+    noisy = pt.gradient_descent(loss, w0, lr=0.1, steps=1, noise_std=2.0, generator=torch.Generator().manual_seed(0))
+    xi = torch.randn(2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    torch.testing.assert_close(noisy.w[1], w0 - 0.1 * (a * w0 + 2.0 * xi), rtol=1e-14, atol=1e-15)

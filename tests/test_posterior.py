@@ -58,9 +58,9 @@ def test_uniform_prior_and_bad_inputs():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"n": 0}, "positive finite"),
-        ({"n": -3}, "positive finite"),
-        ({"n": math.nan}, "positive finite"),
+        ({"n": 0}, "positive and finite"),
+        ({"n": -3}, "positive and finite"),
+        ({"n": math.nan}, "positive and finite"),
         ({"beta": 0.0}, "inverse temperature"),
         ({"beta": math.inf}, "inverse temperature"),
     ],

@@ -57,9 +57,9 @@ def test_respects_hard_support_boundaries():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"step_size": 0.0}, "step_size must be a positive"),
-        ({"step_size": -1.0}, "step_size must be a positive"),
-        ({"step_size": math.nan}, "step_size must be a positive"),
+        ({"step_size": 0.0}, "step_size must be positive"),
+        ({"step_size": -1.0}, "step_size must be positive"),
+        ({"step_size": math.nan}, "step_size must be positive"),
         ({"num_samples": 0}, "num_samples"),
         ({"num_burnin": -1}, "num_burnin"),
     ],

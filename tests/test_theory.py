@@ -184,7 +184,52 @@ RRR_TABLE = {  # (M, N, H, r): (λ, m), literally from GROUND_TRUTHS
     (3, 4, 8, 0): (F(6), 1),
     (1, 1, 1, 0): (F(1, 2), 2),
     (1, 1, 1, 1): (F(1, 2), 1),
+    # r > 0 in each of Aoyagi & Watanabe's four cases, computed by hand from the formulas of
+    # GROUND_TRUTHS (not from the code): see the comments in theory.REDUCED_RANK_EXAMPLES.
+    (4, 4, 2, 1): (F(5), 2),
+    (4, 3, 2, 1): (F(4), 1),
+    (2, 6, 3, 1): (F(9, 2), 1),
+    (6, 2, 3, 1): (F(9, 2), 1),
+    (2, 2, 5, 1): (F(2), 1),
+    (5, 3, 2, 2): (F(6), 1),
 }
+
+
+def _rrr_case(M, N, H, r):
+    if M + H < N + r:
+        return 2
+    if N + H < M + r:
+        return 3
+    if M + N < H + r:
+        return 4
+    return 1
+
+
+def test_reduced_rank_table_has_a_positive_rank_entry_in_every_case():
+    cases = {_rrr_case(*key) for key in RRR_TABLE if key[3] > 0}
+    assert cases == {1, 2, 3, 4}
+    # case 1 with both parities of M + H + N + r (m = 1 and m = 2)
+    assert {RRR_TABLE[k][1] for k in RRR_TABLE if k[3] > 0 and _rrr_case(*k) == 1} == {1, 2}
+
+
+def test_reduced_rank_at_full_rank_is_the_regular_count():
+    """Truth of rank r = H ≤ min(M, N): the true set {BA = C0} is a manifold of dimension H²
+    (the GL(H) orbit), transversal to a regular model of dimension H(M+N) − H²; so λ = H(M+N−H)/2,
+    m = 1, independently of Aoyagi–Watanabe's case split (cases 1–3 all occur below)."""
+    seen = set()
+    for M, N, H in itertools.product(range(1, 8), repeat=3):
+        if H <= min(M, N):
+            assert rlct_reduced_rank_regression(M, N, H, H) == (F(H * (M + N - H), 2), 1), (M, N, H)
+            seen.add(_rrr_case(M, N, H, H))
+    assert seen == {1, 2, 3}
+
+
+def test_reduced_rank_with_a_huge_hidden_layer_is_regular_in_the_product():
+    """H > M + N − r puts every true rank in case 4, λ = MN/2: the count of the product BA's entries,
+    reached (never exceeded: λ ≤ MN/2 since K depends on w only through the N × M matrix BA)."""
+    for M, N in itertools.product(range(1, 5), repeat=2):
+        for r in range(min(M, N) + 1):
+            assert rlct_reduced_rank_regression(M, N, M + N + 1, r) == (F(M * N, 2), 1), (M, N, r)
 
 
 def test_reduced_rank_table():
@@ -284,8 +329,8 @@ def test_deep_linear_rlct_increases_with_true_rank():
 
 @pytest.mark.parametrize(
     "widths, r, match",
-    [([3], 0, "at least input and output"), ([3, 0, 2], 0, "positive integers"),
-     ([3, 2.0, 2], 0, "positive integers"), ([3, 2, 4], 3, "true rank"), ([3, 2, 4], -1, "true rank")],
+    [([3], 0, "at least 2 entries"), ([3, 0, 2], 0, "integers ≥ 1"),
+     ([3, 2.0, 2], 0, "must be integers"), ([3, 2, 4], 3, "true rank"), ([3, 2, 4], -1, "true rank")],
 )
 def test_deep_linear_bad_input(widths, r, match):
     with pytest.raises(ValueError, match=match):

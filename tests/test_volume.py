@@ -219,3 +219,45 @@ def test_curve_and_sampling_bad_input():
         volume_samples(lambda w: w[:, 0], uniform_prior_sampler(1), 0)
     with pytest.raises(ValueError, match="exponents > −1"):
         power_prior_sampler([-1])
+
+
+# --- The fit on exact curves, and its standard error against a Monte Carlo spread ---------------
+
+@pytest.mark.parametrize(("lam", "m", "c"), [(0.7, 1, 1.0), (0.5, 2, 0.3), (1.25, 3, 2.0)])
+def test_fit_recovers_lambda_and_m_from_an_exact_curve(lam, m, c):
+    """V(ε) = c ε^λ (−log ε)^(m−1) exactly: the fit must return λ, m and log c to rounding error,
+    so an off-by-one in m (or a dropped log c, a log base) cannot hide in a tolerance."""
+    eps = torch.logspace(-9, -2, 12, dtype=torch.float64)
+    V = c * eps**lam * (-eps.log()) ** (m - 1)
+    known = fit_rlct_from_volume(eps, V, 1 << 50, m=m)
+    assert known.lam == pytest.approx(lam, abs=1e-9) and known.m_used == m
+    assert known.log_c == pytest.approx(math.log(c), abs=1e-8)
+    joint = fit_rlct_from_volume(eps, V, 1 << 50, fit_m=True)
+    assert joint.lam == pytest.approx(lam, abs=1e-8)
+    assert joint.m_used == pytest.approx(m, abs=1e-7)
+    assert joint.log_c == pytest.approx(math.log(c), abs=1e-6)
+    if m > 1:  # a wrong m moves λ̂ by far more than rounding
+        wrong = fit_rlct_from_volume(eps, V, 1 << 50, m=m - 1)
+        assert wrong.lam < lam - 0.02
+
+
+def test_lam_se_matches_the_spread_over_seeds():
+    """lam_se is a computed uncertainty: check it against the spread of λ̂ over 300 independent
+    data sets (K = w², uniform prior on [0, 1]: V(ε) = √ε exactly, so λ̂ has no bias). With 300
+    replicates the sample sd has relative s.e. 1/√600 ≈ 4%; we require the ratio within ±15%
+    (≈ 3.7 s.e.): an se off by √2, a missing 1/N or a dropped covariance term fails."""
+    gen = torch.Generator().manual_seed(0)
+    N, R = 20_000, 300
+    eps = torch.logspace(-4, -1.5, 8, dtype=torch.float64)
+    u = torch.rand(R, N, generator=gen, dtype=torch.float64)
+    counts = (u[:, :, None] ** 2 < eps).sum(1).double()  # (R, E)
+    lams, ses = [], []
+    for r in range(R):
+        fit = fit_rlct_from_volume(eps, counts[r] / N, N, min_count=1)
+        lams.append(fit.lam)
+        ses.append(fit.lam_se)
+    lams_t = torch.tensor(lams)
+    ratio = lams_t.std().item() / torch.tensor(ses).mean().item()
+    assert 0.85 < ratio < 1.15, ratio  # measured 1.04
+    # and the mean is unbiased: |mean − ½| below 4 standard errors of the mean
+    assert abs(lams_t.mean().item() - 0.5) < 4 * lams_t.std().item() / math.sqrt(R)
