@@ -13,6 +13,7 @@ One module per idea:
 - ``theory``     exact learning coefficients (RLCTs) with their sources
 - ``volume``     volume scaling V(ε) ≈ c ε^λ (−log ε)^(m−1) and fits of λ
 - ``sampling``   Metropolis–Hastings and HMC, vectorised over chains
+- ``diagnostics`` MCMC convergence checks of a (chains, draws) trace: rank-normalised R̂, bulk/tail ESS, drift
 - ``free_energy`` free-energy asymptotics: λ fits, WBIC, WAIC, generalisation error
 - ``phase_transitions`` two-phase potential, local free energies, critical n, gradient descent
 - ``llc``        the local learning coefficient by vectorised multi-chain SGLD (``estimate_llc``);

@@ -10,9 +10,11 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from slt_course_utils.diagnostics import ess_per_chain
 from slt_course_utils.progress import progress
 
 LogDensity = Callable[[Tensor], Tensor]
@@ -89,21 +91,15 @@ def metropolis_hastings(
 
 
 def effective_sample_size(x: Tensor) -> Tensor:
-    """ESS = T/τ per chain and coordinate, τ = −1 + 2Σ_k (ρ_2k + ρ_2k+1) summed while positive (Geyer 1992).
+    """ESS = T/τ̂ per chain and coordinate, Geyer's initial monotone sequence (``diagnostics.ess_per_chain``).
 
-    ``x`` has shape ``(chains, draws, d)``; returns ``(chains, d)``.
+    ``x`` has shape ``(chains, draws, d)``; returns ``(chains, d)`` (float64). For R̂ and the
+    rank-normalised bulk/tail ESS of one coordinate, see :mod:`slt_course_utils.diagnostics`.
     """
     if x.ndim != 3 or x.shape[1] < 4:
         raise ValueError(f"need samples of shape (chains, draws ≥ 4, d), got {tuple(x.shape)}.")
-    c, t, d = x.shape
-    xc = (x - x.mean(dim=1, keepdim=True)).double()
-    f = torch.fft.rfft(xc, n=2 * t, dim=1)
-    acov = torch.fft.irfft(f * f.conj(), n=2 * t, dim=1)[:, :t]
-    rho = acov / acov[:, :1].clamp_min(1e-300)
-    pairs = rho[:, 0 : t - 1 : 2] + rho[:, 1:t:2]  # Γ_k, shape (c, ⌊t/2⌋, d)
-    positive = torch.cumprod((pairs > 0).double(), dim=1)  # 1 until the first non-positive Γ_k
-    tau = (-1.0 + 2.0 * (pairs * positive).sum(dim=1)).clamp_min(1.0 / t)
-    return t / tau
+    a = x.detach().cpu().double().numpy()
+    return torch.from_numpy(np.stack([ess_per_chain(a[:, :, j]) for j in range(a.shape[2])], axis=1))
 
 
 def hamiltonian_monte_carlo(

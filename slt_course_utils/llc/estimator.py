@@ -1,0 +1,320 @@
+"""``estimate_llc``: validate, build the flat problem, pick ε, run one kernel on all chains, summarise."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from slt_course_utils.device import get_device
+from slt_course_utils.llc import adapt
+from slt_course_utils.llc.convergence import convergence_diagnostics
+from slt_course_utils.llc.driver import Run, run_chains
+from slt_course_utils.llc.kernels import KERNELS, Hyper
+from slt_course_utils.llc.problem import MAX_HESSIAN_DIM, LossFn, as_tensors, build_problem, is_int
+from slt_course_utils.llc.quadratic import BIAS_WARN, predicted_sgld_bias
+from slt_course_utils.llc.quadratic import check_localization as localization_check
+from slt_course_utils.llc.result import LLCResult
+
+__all__ = ["default_nbeta", "estimate_llc"]
+
+HyperArg = float | str | Tensor | np.ndarray
+
+
+def default_nbeta(n: int) -> float:
+    """nβ* = n / log n (β* = 1/log n, the WBIC temperature of Lau et al.)."""
+    if n <= 1:
+        raise ValueError(f"n must be > 1 for nβ = n/log n (log 1 = 0), got {n}; pass n > 1 or nbeta.")
+    return n / math.log(n)
+
+
+def _per_chain(v: Any, name: str, chains: int, *, positive: bool, hint: str) -> float | Tensor:
+    """A real scalar (Python, NumPy or 0-d tensor) as a float, or a (chains,) tensor; else ValueError/TypeError."""
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        raise TypeError(f"{name} must be a real number or a tensor of shape ({chains},), got {v!r}; {hint}.")
+    if isinstance(v, (np.ndarray, Tensor)) and np.ndim(v) == 1:
+        t = torch.as_tensor(np.asarray(v, dtype=np.float64) if isinstance(v, np.ndarray) else v.detach().cpu())
+        t = t.double()
+        if t.shape != (chains,):
+            raise ValueError(f"a per-chain {name} must have shape (num_chains,) = ({chains},), got {tuple(t.shape)}.")
+        ok = torch.isfinite(t).all() and ((t > 0).all() if positive else (t >= 0).all())
+        if not ok:
+            raise ValueError(f"every entry of {name} must be finite and {'> 0' if positive else '≥ 0'}; {hint}.")
+        return t
+    try:
+        f = float(v) if np.ndim(v) == 0 else None
+    except (TypeError, ValueError):
+        f = None
+    if f is None or isinstance(v, complex):
+        raise TypeError(f"{name} must be a real number (or a tensor of shape ({chains},)), got "
+                        f"{type(v).__name__}; {hint}.")
+    if not (math.isfinite(f) and (f > 0 if positive else f >= 0)):
+        raise ValueError(f"{name} must be finite and {'positive' if positive else '≥ 0'}, got {v!r}; {hint}.")
+    return f
+
+
+def _validate_counts(*, n: Any, n_data: int, num_chains: Any, num_draws: Any, num_burnin_steps: Any,
+                     num_steps_bw_draws: Any, batch_size: Any, draw_loss: Any, divergence_factor: Any,
+                     seed: Any, sampler: Any, eval_batch_size: Any) -> None:
+    if not is_int(num_chains) or num_chains < 1:
+        raise ValueError(f"num_chains must be an integer ≥ 1, got {num_chains!r}; use e.g. 4–10 chains.")
+    if not is_int(num_draws) or num_draws < 1:
+        raise ValueError(f"num_draws must be an integer ≥ 1, got {num_draws!r}; a few hundred is typical.")
+    if not is_int(num_burnin_steps) or num_burnin_steps < 0:
+        raise ValueError(f"num_burnin_steps must be an integer ≥ 0, got {num_burnin_steps!r}.")
+    if not is_int(num_steps_bw_draws) or num_steps_bw_draws < 1:
+        raise ValueError(f"num_steps_bw_draws must be an integer ≥ 1, got {num_steps_bw_draws!r}.")
+    if not is_int(n) or n <= 1:
+        raise ValueError(
+            f"n (the number of samples in nβ) must be an integer > 1, got {n!r}: nβ = n/log n "
+            "needs log n > 0. Pass more data or set n explicitly."
+        )
+    if batch_size is not None and (not is_int(batch_size) or not 1 <= batch_size <= n_data):
+        raise ValueError(
+            f"batch_size must be None (full batch) or an integer in [1, {n_data}] (the dataset "
+            f"size), got {batch_size!r}."
+        )
+    if draw_loss not in ("batch", "full"):
+        raise ValueError(f"draw_loss must be 'batch' or 'full', got {draw_loss!r}.")
+    if not (isinstance(divergence_factor, (int, float)) and divergence_factor > 0):
+        raise ValueError(f"divergence_factor must be positive (math.inf disables it), got {divergence_factor!r}.")
+    if not is_int(seed) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}.")
+    if sampler not in KERNELS:
+        raise ValueError(f"sampler must be one of {sorted(KERNELS)}, got {sampler!r}.")
+    if eval_batch_size is not None and (not is_int(eval_batch_size) or eval_batch_size < 1):
+        raise ValueError(f"eval_batch_size must be None or a positive integer, got {eval_batch_size!r}.")
+
+
+def _as_device(device: Any) -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string ('auto', 'cpu', 'cuda', 'mps') or a torch.device, got "
+                        f"{type(device).__name__}.")
+    return get_device(device)
+
+
+def _hyper_tensor(v: float | Tensor, like: Tensor) -> float | Tensor:
+    return v.to(dtype=like.dtype, device=like.device) if isinstance(v, Tensor) else v
+
+
+def estimate_llc(
+    model: nn.Module,
+    data: tuple[Tensor, Tensor] | DataLoader,
+    loss_fn: LossFn,
+    *,
+    sampler: str = "sgld",
+    n: int | None = None,
+    num_chains: int = 8,
+    num_draws: int = 200,
+    num_burnin_steps: int | None = None,
+    num_steps_bw_draws: int = 1,
+    lr: HyperArg = "auto",
+    localization: HyperArg = 1.0,
+    nbeta: HyperArg | None = None,
+    batch_size: int | None = None,
+    draw_loss: str = "batch",
+    eval_batch_size: int | None = None,
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    progress: bool | None = None,
+    strict: bool = False,
+    divergence_factor: float = 100.0,
+    check_localization: bool = True,
+    compile: bool = False,
+) -> LLCResult:
+    """λ̂(w*) = nβ (mean over draws of L(w) − L_n(w*)), all chains advanced together.
+
+    ``model`` is evaluated at its current weights w* (it is not modified); ``data`` is a pair
+    ``(inputs, targets)`` or a DataLoader (iterated once, in this process, and concatenated);
+    ``loss_fn(model(inputs), targets)`` is the mean loss over the batch (a 0-d tensor; no
+    ``.item()``). To leading order λ̂ does not depend on rescaling the loss by a constant c:
+    c changes nβ·L and the curvature alike, and nβ·E[L − L*] stays ½·rank for a quadratic (the
+    localisation term γ shifts this slightly). Use the per-sample negative log likelihood
+    (e.g. MSE/(2σ²)) to compare λ̂ with an exact learning coefficient at a stated temperature.
+
+    Samplers (``sampler``), all on the localised tempered posterior ∝ exp(−nβL − γ/2|w − w*|²):
+    ``"sgld"`` (default), ``"rmsprop_sgld"`` (diagonal RMSProp preconditioning as devinterp
+    1.3, α = 0.99, eps = 0.1), ``"mala"`` (SGLD proposal with a Metropolis correction: exact
+    at any ε, full batches only; costs one extra gradient evaluation per rejected proposal's
+    worth of mixing). See :mod:`slt_course_utils.llc.kernels`.
+
+    Defaults and what they cost:
+
+    - ``lr="auto"``: ε chosen by :func:`slt_course_utils.llc.adapt.auto_lr` so that SGLD's
+      discretisation bias is ≈ 2% (MALA: acceptance 0.65); costs 6 extra windows of ≥ 30
+      *full-batch* steps before the burn-in. A float (or a (chains,) tensor) fixes ε.
+    - ``localization=1.0`` (γ): modest; the quadratic γ-bias is ½Σγ/(nβh + γ) (≪ 1 when
+      nβh ≫ 1). Smaller γ lets chains wander further along flat directions (slower mixing).
+    - ``nbeta=None`` → n/log n (β* = 1/log n, Lau et al.), n the dataset size (not the batch).
+    - ``num_burnin_steps=None`` → ⌈¼ · num_draws · num_steps_bw_draws⌉ steps discarded.
+    - ``batch_size=None`` → full-batch gradients; an integer draws per-chain minibatch indices
+      (with replacement) at every step.
+    - ``draw_loss="batch"`` records the loss computed for the gradient at the pre-step w;
+      ``"full"`` evaluates L_n on all data at each draw (``eval_batch_size`` chunks it).
+    - ``lr``, ``localization`` and ``nbeta`` also accept tensors of shape (num_chains,): one value
+      per chain (this is how :func:`calibration_sweep` runs a whole grid as one call).
+    - Std over chains uses ddof = 1; stderr = std/√(chains). Both are NaN with one chain.
+    - Diagnostics: Metropolis acceptance of the Langevin proposals (``mala_acceptance``; for
+      SGLD computed on every 4th transition, never used to reject), R̂ and ESS of the loss
+      traces and a drift test (:mod:`slt_course_utils.llc.convergence`), the predicted
+      relative ε-bias of the quadratic model (``predicted_lr_bias``, when the Hessian at w* is
+      computed: d ≤ 2000 and ``check_localization``), and the ``lr="auto"`` evidence.
+    - ``compile=True`` compiles the per-step gradient with ``torch.compile`` (a few seconds once,
+      then faster per step for small models; falls back to eager with a warning).
+    - Random numbers come from one ``torch.Generator`` seeded with ``seed`` (the global RNG is
+      never touched). Order per step: minibatch indices (chains, B) when minibatching, then the
+      noise (chains, d) (then MALA's uniforms (chains,)).
+
+    Failures: a chain whose loss is NaN/inf or exceeds L(w*) + ``divergence_factor``·(|L(w*)|
+    + d/nβ) is frozen, named in a warning and excluded; if all chains diverge, or any with
+    ``strict=True``, :class:`LLCDivergenceError` is raised. A negative mean warns that w* may
+    not be a local minimum. With ``check_localization`` the Hessian at w* (d ≤ 2000; a
+    Hutchinson trace above) warns when γ dominates nβ·curvature.
+    """
+    x, y = as_tensors(data)
+    n_data = len(x)
+    n = n_data if n is None else n
+    if num_burnin_steps is None:
+        valid_sizes = is_int(num_draws) and is_int(num_steps_bw_draws)
+        num_burnin_steps = math.ceil(0.25 * num_draws * num_steps_bw_draws) if valid_sizes else 0
+    _validate_counts(n=n, n_data=n_data, num_chains=num_chains, num_draws=num_draws,
+                     num_burnin_steps=num_burnin_steps, num_steps_bw_draws=num_steps_bw_draws,
+                     batch_size=batch_size, draw_loss=draw_loss, divergence_factor=divergence_factor,
+                     seed=seed, sampler=sampler, eval_batch_size=eval_batch_size)
+    C = int(num_chains)
+    auto = isinstance(lr, str)
+    if auto and lr != "auto":
+        raise ValueError(f"lr must be 'auto', a positive number or a tensor of shape ({C},), got {lr!r}.")
+    lr_v = None if auto else _per_chain(lr, "lr (the step size ε)", C, positive=True, hint="try 1e-4 or 'auto'")
+    loc_v = _per_chain(localization, "localization (γ)", C, positive=False, hint="try 1–100")
+    nb_v = (default_nbeta(n) if nbeta is None
+            else _per_chain(nbeta, "nbeta", C, positive=True, hint="leave it None for n/log n"))
+    kernel = KERNELS[sampler]
+    minibatch = batch_size is not None and batch_size < n_data
+    if kernel.full_batch_only and minibatch:
+        raise ValueError(f"sampler={sampler!r} needs full batches (its accept/reject step compares exact "
+                         "potentials); use batch_size=None, or sampler='sgld' with minibatches.")
+    per_chain_hyper = any(isinstance(v, Tensor) for v in (lr_v, loc_v, nb_v))
+    if auto and per_chain_hyper:
+        raise ValueError("lr='auto' needs one localization and one nbeta for all chains; pass lr explicitly "
+                         "with per-chain hyperparameters.")
+
+    dev = _as_device(device)
+    chunk = eval_batch_size or n_data
+    prob = build_problem(model, x, y, loss_fn, dev, chunk)
+    loss_star, d, w_star = prob.loss_star, prob.d, prob.w_star
+    gen = torch.Generator(device=dev).manual_seed(int(seed))
+    diagnostics: dict[str, Any] = {}
+    eigs = None
+    if (check_localization or auto) and d <= MAX_HESSIAN_DIM and not per_chain_hyper:
+        eigs = prob.hessian_eigenvalues()
+    if check_localization and not per_chain_hyper:
+        diagnostics.update(localization_check(prob, float(nb_v), float(loc_v), gen, eigs))
+        gen.manual_seed(int(seed))  # sampling stream independent of the check
+
+    nb_t, loc_t = _hyper_tensor(nb_v, w_star), _hyper_tensor(loc_v, w_star)
+    threshold = loss_star + divergence_factor * (abs(loss_star) + d / nb_v)
+    if isinstance(threshold, Tensor):
+        threshold = threshold.to(dev)
+    grad_fn, warm_up = prob.grad_fn(batch_size, gen, compile=compile)
+    hp: dict[str, Any] = {
+        "sampler": sampler, "n": n, "nbeta": _plain(nb_v), "lr": None if auto else _plain(lr_v),
+        "localization": _plain(loc_v), "num_chains": C, "num_draws": num_draws,
+        "num_burnin_steps": num_burnin_steps, "num_steps_bw_draws": num_steps_bw_draws,
+        "batch_size": batch_size, "draw_loss": draw_loss, "seed": int(seed), "device": str(dev),
+        "dtype": str(w_star.dtype), "num_params": d, "divergence_factor": divergence_factor,
+        "divergence_threshold": _plain(threshold),
+    }
+    if compile:  # compile outside the timed loop, without touching the random stream
+        hp["compile_time_s"] = warm_up(C)
+    position = w_star.unsqueeze(0).repeat(C, 1)
+    t0 = time.perf_counter()
+    if auto:
+        curvature = float(eigs.abs().max()) if eigs is not None and eigs.numel() else \
+            abs(prob.mean_curvature_hutchinson(gen))
+        lr0 = adapt.initial_lr(float(nb_v), float(loc_v), curvature)
+        full_grad, _ = prob.grad_fn(None, gen) if minibatch else (grad_fn, None)
+        hyper0 = Hyper(lr0, nb_t, loc_t, w_star)
+        window = max(adapt.MIN_WINDOW, num_burnin_steps // adapt.WINDOWS)
+        lr_v, state, evidence = adapt.auto_lr(kernel, kernel.init(position, full_grad, hyper0), full_grad,
+                                              hyper0, gen, lr0=lr0, window=window, threshold=threshold,
+                                              loss_star=loss_star)
+        if minibatch:
+            state = kernel.init(state.position, grad_fn, hyper0)
+        hp["lr"] = lr_v
+        hp["lr_auto"] = True
+        diagnostics["lr_auto"] = evidence
+    lr_t = _hyper_tensor(lr_v, w_star)
+    hyper = Hyper(lr_t, nb_t, loc_t, w_star)
+    if not auto:
+        state = kernel.init(position, grad_fn, hyper)
+    if eigs is not None and kernel.name == "sgld":
+        bias = predicted_sgld_bias(eigs, float(nb_v), float(loc_v), float(lr_v))
+        diagnostics["predicted_lr_bias"] = bias
+        if bias > BIAS_WARN:
+            warnings.warn(
+                f"At lr={float(lr_v):.3g} the quadratic model at w* predicts that SGLD overestimates λ̂ by "
+                f"{bias:.1%} (factor 1/(1 − εa/4) per direction, a = nβh + γ). Lower lr (about "
+                f"{float(lr_v) * 0.02 / bias:.2g} for 2%), use lr='auto', or sampler='mala'.", stacklevel=2)
+    record = prob.full_loss if (draw_loss == "full" and minibatch) else None
+    run = run_chains(kernel, state, grad_fn, hyper, gen, num_burnin_steps=num_burnin_steps,
+                     num_draws=num_draws, num_steps_bw_draws=num_steps_bw_draws, threshold=threshold,
+                     loss_star=loss_star, record_fn=record, strict=strict, progress=progress,
+                     desc=kernel.name.upper())
+    elapsed = time.perf_counter() - t0
+    return summarize_run(run, nb_v, loss_star, hp, diagnostics, elapsed)
+
+
+def _plain(v: Any) -> Any:
+    return v.tolist() if isinstance(v, Tensor) else v
+
+
+def lambda_draws(run: Run, nbeta: float | Tensor, loss_star: float) -> Tensor:
+    """nβ(L − L*) at every draw, (chains, draws), float64."""
+    nb = nbeta.double().cpu()[:, None] if isinstance(nbeta, Tensor) else nbeta
+    return nb * (run.loss_trace - loss_star)
+
+
+def summarize_run(run: Run, nbeta: float | Tensor, loss_star: float, hp: dict[str, Any],
+                  diagnostics: dict[str, Any], elapsed: float, *, warn: bool = True) -> LLCResult:
+    """λ̂ per chain, mean/std/stderr over the finite chains, traces and diagnostics."""
+    lam = lambda_draws(run, nbeta, loss_star)
+    D = lam.shape[1]
+    llc_trace = torch.cumsum(lam, dim=1) / torch.arange(1, D + 1, dtype=torch.float64)
+    per_chain = llc_trace[:, -1].clone()
+    valid = per_chain[torch.isfinite(per_chain)]
+    mean = float(valid.mean())
+    if len(valid) >= 2:
+        std = float(valid.std(unbiased=True))
+        stderr = std / math.sqrt(len(valid))
+    else:
+        std = stderr = math.nan
+        if warn:
+            warnings.warn(
+                "Only one chain contributed, so the std and standard error over chains are "
+                "undefined (reported as NaN); use num_chains ≥ 2 for an error bar.", stacklevel=3)
+    finite = torch.isfinite(run.loss_trace)
+    acc_total = float(run.acc_cnt.sum())
+    diagnostics.update({
+        "mala_acceptance": float(run.acc_sum.sum() / run.acc_cnt.sum()) if acc_total > 0 else math.nan,
+        "mala_acceptance_per_chain": (run.acc_sum / run.acc_cnt.clamp(min=1)).cpu().tolist(),
+        "fraction_negative_draws": float((run.loss_trace[finite] < loss_star).double().mean()),
+        "diverged_chains": run.diverged,
+        "num_valid_chains": len(valid),
+        "wall_time_s": elapsed,
+    })
+    diagnostics.update(convergence_diagnostics(lam.numpy(), warn=warn))
+    if warn and mean < 0:
+        warnings.warn(
+            f"The mean λ̂ = {mean:.3g} is negative: the sampler found lower loss than L(w*), so w* "
+            "may not be a local minimum (train longer) or lr is too large.", stacklevel=3)
+    return LLCResult(mean=mean, std=std, stderr=stderr, per_chain=per_chain, loss_trace=run.loss_trace,
+                     llc_trace=llc_trace, loss_star=loss_star, hyperparameters=hp, diagnostics=diagnostics)
