@@ -255,3 +255,26 @@ def hessian_eigenvalues_at_truth(net: nn.Module | Sequence[Tensor], x: Tensor) -
     for after, before in _around(mats):
         gram += torch.kron(after @ after.T, R @ before.T @ before @ R)
     return torch.linalg.eigvalsh(gram)
+
+
+def quadratic_calibration(net: nn.Module | Sequence[Tensor], x: Tensor, nbeta: float, localization: float,
+                          *, bias: float = 0.02) -> tuple[float, float]:
+    """(finite-n target ½Σ a_i/(a_i + γ) with a_i = nβh_i, the SGLD ε whose predicted bias is ``bias``).
+
+    Both from the exact spectrum at a true parameter (:func:`hessian_eigenvalues_at_truth`) and the
+    instrument's quadratic formulas (:mod:`slt_course_utils.llc.quadratic`): the target is what λ̂
+    converges to at this nβ and γ where the point is Morse–Bott (it tends to rank/2 as nβ → ∞);
+    ε solves Σwᵢ/(1 − εaᵢ/4)/Σwᵢ − 1 = bias (bisection in log ε) — what ``lr="auto"`` aims for,
+    without its adaptation windows (which build a d × d Hessian for d ≤ 2000).
+    """
+    from slt_course_utils.llc.quadratic import predicted_sgld_bias, quadratic_llc
+
+    if not 0 < bias < 1:
+        raise ValueError(f"bias must be a relative bias in (0, 1), e.g. 0.02, got {bias}.")
+    eigs = hessian_eigenvalues_at_truth(net, x)
+    target = quadratic_llc(eigs, nbeta, localization)[0]
+    lo, hi = 1e-12, 4 / (nbeta * float(eigs.max()) + localization)   # bias 0 … ∞
+    for _ in range(100):
+        mid = (lo * hi) ** 0.5
+        lo, hi = (mid, hi) if predicted_sgld_bias(eigs, nbeta, localization, mid) < bias else (lo, mid)
+    return target, lo
