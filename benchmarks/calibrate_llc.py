@@ -22,11 +22,11 @@ import time
 import warnings
 from fractions import Fraction
 
-import numpy as np
 import torch
 from torch import nn
 
 from slt_course_utils.llc import estimate_llc
+from slt_course_utils.llc_models import normal_crossing_finite_n_target
 
 try:
     from slt_course_utils.theory import (
@@ -80,13 +80,8 @@ def sum_sq_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def quadrature(k: tuple[int, ...], a: float, nbeta: float, gamma: float) -> float:
-    """E[nβ(a/2)u²], u = w1^k1 w2^k2, under ∝ exp(−nβ(a/2)u² − γ|w|²/2) (2-D grid)."""
-    g = np.linspace(-4 / math.sqrt(gamma), 4 / math.sqrt(gamma), 3001)
-    w1, w2 = np.meshgrid(g, g, indexing="ij")
-    e = nbeta * a / 2 * (w1 ** k[0] * w2 ** k[1]) ** 2
-    logp = -e - gamma / 2 * (w1**2 + w2**2)
-    p = np.exp(logp - logp.max())
-    return float((e * p).sum() / p.sum())
+    """E[nβ(a/2)u²], u = w1^k1 w2^k2, under ∝ exp(−nβ(a/2)u² − γ|w|²/2) (2-D grid, llc_models)."""
+    return normal_crossing_finite_n_target(k, a, nbeta, gamma)
 
 
 def linear_chain(widths: list[int], r: int, gen: torch.Generator) -> nn.Sequential:

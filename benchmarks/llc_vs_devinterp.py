@@ -13,7 +13,8 @@ the two means agree within 3 combined standard errors (standard errors over chai
 runs ``estimate_llc(compile=True)``: its total time includes torch.compile's one-off
 compilation (seconds), its sampling time does not; both are printed. ``--course-only-chains``
 adds a table of ``estimate_llc`` alone at chain counts where devinterp's loop over chains would
-take minutes.
+take minutes. On the CPU a last table times a 6×6 calibration grid × 8 chains as one batched
+``calibration_sweep`` call against 36 ``estimate_llc`` calls (``calibrate_llc_grid.py``).
 """
 
 from __future__ import annotations
@@ -163,6 +164,13 @@ def main() -> None:
                 agree, fmt = "n/a (1 chain)", lambda m, s: f"{m:.3f}"  # noqa: E731
             print(f"| {name} | {chains} | {t_ref:.2f} | {t_ours:.3f} | {t_ref / t_ours:.1f}× | {t_comp:.2f} / "
                   f"{t_sampling:.3f} | {t_ref / t_sampling:.1f}× | {fmt(m1, s1)} | {fmt(m2, s2)} | {agree} |", flush=True)
+    if not args.device.startswith("cuda"):  # the batched calibration grid (CPU): one call vs 36
+        from calibrate_llc_grid import grid_row
+
+        print("\n| task | grid | 36 calls (s) | one batched call (s) | speed-up | cells agreeing (4σ) |")
+        print("|---|---|---|---|---|---|")
+        for name, (model, x, y, _, _hp) in built.items():
+            print(grid_row(name, model, x, y, draws=args.draws, batch_size=args.batch_size), flush=True)
     if args.course_only_chains:
         print(f"\n| task | chains | course (s) | µs per chain-step | λ̂ course |  ({args.device}, eager)")
         print("|---|---|---|---|---|")

@@ -16,8 +16,9 @@ One module per idea:
 - ``diagnostics`` MCMC convergence checks of a (chains, draws) trace: rank-normalised R̂, bulk/tail ESS, drift
 - ``free_energy`` free-energy asymptotics: λ fits, WBIC, WAIC, generalisation error
 - ``phase_transitions`` two-phase potential, local free energies, critical n, gradient descent
-- ``llc``        the local learning coefficient by vectorised multi-chain SGLD (``estimate_llc``);
-  ``llc_models`` and ``llc_diagnostics`` hold the calibration models and chapter 06's references
+- ``llc``        the local learning coefficient (``estimate_llc``): sampler kernels (SGLD, RMSProp-SGLD,
+  MALA), one driver for all chains, ``lr="auto"``, diagnostics; ``llc_models`` and ``llc_diagnostics``
+  hold the calibration models and chapter 06's references
 - ``tms``, ``dln`` toy models of superposition (k-gons), deep linear networks
 - ``widgets``    ipywidgets explorers; ``widgets_fisher``, ``widgets_singular``, ``widgets_rlct``,
   ``widgets_phase``, ``widgets_llc``, ``widgets_tms`` hold one chapter's explorer each

@@ -5,7 +5,8 @@ into one verdict, checked in this order (the first that applies wins):
 
 1. ``"diverged"``: some chain was frozen for a NaN/inf or runaway loss (``diverged_chains``);
 2. ``"not a minimum"``: the mean λ̂ is negative, so the chains found loss below L(w*);
-3. ``"not equilibrated"``: the λ̂ traces were still drifting (``levelled_off`` is False);
+3. ``"not equilibrated"``: the λ̂ traces were still drifting (``levelled_off`` is False: the drift
+   test of :func:`slt_course_utils.diagnostics.drift`, a line through the run with ESS-based errors);
 4. ``"localisation-dominated"``: the quadratic prediction with γ is under half of the one
    without γ (``lambda_quadratic`` < ½ ``lambda_quadratic_no_localization``), i.e. the
    estimate measures γ rather than the loss — the same rule as the estimator's warning;

@@ -23,8 +23,10 @@ __all__ = [
     "NormalCrossing",
     "gaussian_nll",
     "linear_chain",
+    "linear_regression",
     "linear_chain_data",
     "normal_crossing_data",
+    "normal_crossing_finite_n_target",
     "normal_crossing_flat_loss",
     "sum_sq_loss",
 ]
@@ -126,3 +128,40 @@ def linear_chain_data(model: nn.Module, n: int, input_dim: int, *, seed: int = 3
     with torch.no_grad():
         y = model(x)
     return x, y
+
+
+def normal_crossing_finite_n_target(k: Sequence[int], a: float, nbeta: float, gamma: float,
+                                    points: int = 3001) -> float:
+    """E[nβ(a/2)u²], u = w₁^{k₁}w₂^{k₂}, under ∝ exp(−nβ(a/2)u² − γ|w|²/2): the exact finite-n λ̂ target.
+
+    For :func:`normal_crossing_data` L_n(w) − L_n(0) = (a/2)u² exactly, so this 2-D integral
+    (a ``points``² grid on [−8/√γ, 8/√γ]², relative error < 1e-3 for the course's cases) is
+    what a bias-free sampler estimates at (n, β, γ).
+    """
+    import numpy as np
+
+    if len(k) != 2 or not gamma > 0:
+        raise ValueError(f"need two exponents k and γ > 0 (a bounded 2-D integral), got k={k!r}, γ={gamma}.")
+    half = 8 / gamma**0.5
+    g = np.linspace(-half, half, points)
+    w1, w2 = np.meshgrid(g, g, indexing="ij")
+    e = nbeta * a / 2 * (w1 ** int(k[0]) * w2 ** int(k[1])) ** 2
+    logp = -e - gamma / 2 * (w1**2 + w2**2)
+    p = np.exp(logp - logp.max())
+    return float((e * p).sum() / p.sum())
+
+
+def linear_regression(d: int = 5, n: int = 1000, *, sigma: float = SIGMA, seed: int = 2) -> tuple[nn.Module, Tensor, Tensor]:
+    """(model at the MLE, x, y): y = xθ + N(0, σ²), x ~ N(0, I_d), float64, no bias — a regular model, λ = d/2.
+
+    At the MLE the localised tempered posterior of :func:`gaussian_nll` is exactly Gaussian, with
+    precisions aᵢ = nβhᵢ + γ (hᵢ the eigenvalues of xᵀx/(nσ²)): E[nβ(L − L*)] = ½Σ nβhᵢ/aᵢ.
+    """
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64)
+    y = x @ torch.randn(d, 1, generator=g, dtype=torch.float64) + sigma * torch.randn(n, 1, generator=g,
+                                                                                      dtype=torch.float64)
+    model = nn.Linear(d, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.linalg.lstsq(x, y).solution.T)
+    return model, x, y

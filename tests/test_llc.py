@@ -40,6 +40,7 @@ from slt_course_utils.llc import (
     plot_calibration,
     sgld_step,
 )
+from slt_course_utils.llc_models import linear_regression, normal_crossing_finite_n_target
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -75,14 +76,9 @@ def nc_data(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y - (x @ y) / (x @ x) * x  # residualised: w* = 0 is the exact empirical minimum
 
 
-def quadrature_target(k1: int, k2: int, a: float, gamma: float, half_width: float = 3.0) -> float:
-    """E[nβ(a/2)u²], u = w1^k1 w2^k2, under ∝ exp(−nβ(a/2)u² − γ|w|²/2), on a 2001² grid."""
-    g = np.linspace(-half_width, half_width, 2001)
-    w1, w2 = np.meshgrid(g, g, indexing="ij")
-    energy = NBETA * a / 2 * (w1**k1 * w2**k2) ** 2
-    logp = -energy - gamma / 2 * (w1**2 + w2**2)
-    p = np.exp(logp - logp.max())
-    return float((energy * p).sum() / p.sum())
+def quadrature_target(k1: int, k2: int, a: float, gamma: float) -> float:
+    """E[nβ(a/2)u²], u = w1^k1 w2^k2, under ∝ exp(−nβ(a/2)u² − γ|w|²/2) (llc_models' 2-D quadrature)."""
+    return normal_crossing_finite_n_target((k1, k2), a, NBETA, gamma)
 
 
 def sgld_gaussian_mean(h: np.ndarray, nbeta: float, gamma: float, lr: float) -> float:
@@ -92,13 +88,7 @@ def sgld_gaussian_mean(h: np.ndarray, nbeta: float, gamma: float, lr: float) -> 
 
 
 def regression(d: int = 5, n: int = N, seed: int = 2):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, d, generator=g, dtype=torch.float64)
-    y = x @ torch.randn(d, 1, generator=g, dtype=torch.float64) + SIGMA * torch.randn(n, 1, generator=g, dtype=torch.float64)
-    model = nn.Linear(d, 1, bias=False).double()
-    with torch.no_grad():
-        model.weight.copy_(torch.linalg.lstsq(x, y).solution.T)  # the MLE
-    return model, x, y
+    return linear_regression(d, n, sigma=SIGMA, seed=seed)
 
 
 class TinyMLP(nn.Module):

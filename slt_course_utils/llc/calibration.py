@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from slt_course_utils.llc.convergence import convergence_diagnostics
+from slt_course_utils import diagnostics as mcmc
 from slt_course_utils.llc.driver import LLCDivergenceError
 from slt_course_utils.llc.estimator import estimate_llc
 from slt_course_utils.llc.problem import LossFn
@@ -77,7 +77,8 @@ def calibration_sweep(
                 continue
             mean[i, j] = per_chain[i, j][ok].mean()
             se[i, j] = per_chain[i, j][ok].std(ddof=1) / math.sqrt(ok.sum()) if ok.sum() > 1 else math.nan
-            lev[i, j] = convergence_diagnostics(lam[i, j][ok], warn=False)["levelled_off"]
+            rows = lam[i, j][ok]
+            lev[i, j] = None if rows.shape[1] < 8 else not mcmc.drift(rows).drifting
     return {"lr": np.array(lrs), vary: np.array(values), "vary": vary, "mean": mean,
             "stderr": se, "diverged": div, "levelled_off": lev}
 

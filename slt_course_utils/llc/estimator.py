@@ -142,14 +142,15 @@ def estimate_llc(
 
     Samplers (``sampler``), all on the localised tempered posterior ∝ exp(−nβL − γ/2|w − w*|²):
     ``"sgld"`` (default), ``"rmsprop_sgld"`` (diagonal RMSProp preconditioning as devinterp
-    1.3, α = 0.99, eps = 0.1), ``"mala"`` (SGLD proposal with a Metropolis correction: exact
+    1.3, α = 0.99, eps = 0.1; without the Γ correction its stationary law is not the target:
+    measured +7–19% high, see benchmarks/calibrate_llc_results.md), ``"mala"`` (SGLD proposal with a Metropolis correction: exact
     at any ε, full batches only; costs one extra gradient evaluation per rejected proposal's
     worth of mixing). See :mod:`slt_course_utils.llc.kernels`.
 
     Defaults and what they cost:
 
     - ``lr="auto"``: ε chosen by :func:`slt_course_utils.llc.adapt.auto_lr` so that SGLD's
-      discretisation bias is ≈ 2% (MALA: acceptance 0.65); costs 6 extra windows of ≥ 30
+      discretisation bias is ≈ 2% (MALA uses the same ε and removes the rest); costs 6 extra windows of ≥ 50
       *full-batch* steps before the burn-in. A float (or a (chains,) tensor) fixes ε.
     - ``localization=1.0`` (γ): modest; the quadratic γ-bias is ½Σγ/(nβh + γ) (≪ 1 when
       nβh ≫ 1). Smaller γ lets chains wander further along flat directions (slower mixing).
@@ -160,7 +161,8 @@ def estimate_llc(
     - ``draw_loss="batch"`` records the loss computed for the gradient at the pre-step w;
       ``"full"`` evaluates L_n on all data at each draw (``eval_batch_size`` chunks it).
     - ``lr``, ``localization`` and ``nbeta`` also accept tensors of shape (num_chains,): one value
-      per chain (this is how :func:`calibration_sweep` runs a whole grid as one call).
+      per chain (this is how :func:`calibration_sweep` runs a whole grid as one call); the
+      Hessian-based checks (localisation, predicted ε-bias) are then skipped.
     - Std over chains uses ddof = 1; stderr = std/√(chains). Both are NaN with one chain.
     - Diagnostics: Metropolis acceptance of the Langevin proposals (``mala_acceptance``; for
       SGLD computed on every 4th transition, never used to reject), R̂ and ESS of the loss
@@ -231,7 +233,7 @@ def estimate_llc(
         "num_burnin_steps": num_burnin_steps, "num_steps_bw_draws": num_steps_bw_draws,
         "batch_size": batch_size, "draw_loss": draw_loss, "seed": int(seed), "device": str(dev),
         "dtype": str(w_star.dtype), "num_params": d, "divergence_factor": divergence_factor,
-        "divergence_threshold": _plain(threshold),
+        "divergence_threshold": _plain(threshold), "lr_auto": auto,
     }
     if compile:  # compile outside the timed loop, without touching the random stream
         hp["compile_time_s"] = warm_up(C)
@@ -250,7 +252,6 @@ def estimate_llc(
         if minibatch:
             state = kernel.init(state.position, grad_fn, hyper0)
         hp["lr"] = lr_v
-        hp["lr_auto"] = True
         diagnostics["lr_auto"] = evidence
     lr_t = _hyper_tensor(lr_v, w_star)
     hyper = Hyper(lr_t, nb_t, loc_t, w_star)

@@ -72,11 +72,11 @@ def expected_llc_quadratic(
     the signature of an estimate that measures the localisation, not the loss.
     Builds the full d×d Hessian: meant for small models (d ≲ 2000).
     """
-    if not nbeta > 0:
-        raise ValueError(f"nbeta must be positive, got {nbeta}.")
-    if localization < 0:
-        raise ValueError(f"localization must be ≥ 0, got {localization}.")
-    dev = get_device(device)
+    if not (math.isfinite(nbeta) and nbeta > 0):
+        raise ValueError(f"nbeta must be positive and finite, got {nbeta}.")
+    if not (math.isfinite(localization) and localization >= 0):
+        raise ValueError(f"localization must be finite and ≥ 0, got {localization}.")
+    dev = device if isinstance(device, torch.device) else get_device(device)
     x, y = as_tensors(data)
     prob = build_problem(model, x, y, loss_fn, dev, len(x))
     if prob.d > 4 * MAX_HESSIAN_DIM:
