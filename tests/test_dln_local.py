@@ -139,3 +139,22 @@ def test_bad_inputs_are_named():
         dln.most_singular_true_network(dln.DeepLinearNetwork([3, 3, 3]), rank=4)
     with pytest.raises(ValueError, match=r"shape \(n, H_1\)"):
         dln.hessian_eigenvalues_at_truth(dln.DeepLinearNetwork([3, 3, 3]), torch.zeros(5, 4))
+
+
+def test_quadratic_calibration_target_and_step_size():
+    """Finite-n target ½Σa/(a+γ) lies below the exact local λ and tends to it as the curvature grows
+    (x ~ U[−a, a]: curvature ∝ a²); the returned ε has predicted SGLD bias 2% (bisection, to 1e-6)."""
+    from slt_course_utils.llc.quadratic import predicted_sgld_bias
+
+    generic, _, _ = _teachers([20, 20, 20, 20], 5)
+    nb = default_nbeta(10_000)
+    gaps = []
+    for a in (1.0, 10.0, 100.0):
+        x = (2 * torch.rand(10_000, 20, generator=torch.Generator().manual_seed(1), dtype=torch.float64) - 1) * a
+        target, lr = dln.quadratic_calibration(generic, x, nb, 1.0)
+        eigs = dln.hessian_eigenvalues_at_truth(generic, x)
+        assert abs(predicted_sgld_bias(eigs, nb, 1.0, lr) - 0.02) < 1e-6
+        gaps.append(200 - target)
+    assert 0 < gaps[2] < gaps[1] < gaps[0] < 0.2 * 200, gaps
+    with pytest.raises(ValueError, match="relative bias"):
+        dln.quadratic_calibration(generic, x, nb, 1.0, bias=2.0)
