@@ -115,7 +115,9 @@ def test_llc_hat_reads_the_local_llc_at_each_point():
     10% ≈ 2 standard errors of 4 chains plus the ≤2% ε-bias that lr='auto' aims for; at the
     most singular point clearly lower (the point with the smaller local λ) and above its
     quadratic lower bound rank(H)/2 = 8."""
-    generic, singular, g = _teachers([5, 5, 5, 5], 2)
+    g = torch.Generator().manual_seed(0)  # the chapter's teachers and data (float32), section 2
+    generic = dln.random_true_network([5, 5, 5, 5], 2, generator=g)
+    singular = dln.most_singular_true_network(generic)
     x, y = dln.sample_dln_data(generic, 10_000, generator=g)
     nb = default_nbeta(10_000)
     target = quadratic_llc(dln.hessian_eigenvalues_at_truth(generic, x), nb, 1.0)[0]
