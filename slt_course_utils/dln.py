@@ -1,7 +1,10 @@
 """Deep linear networks f(x) = W_L ⋯ W_1 x: model, random true networks of a given rank, data.
 
-The exact learning coefficient at a true parameter of rank r is Aoyagi's (2024) formula,
-:func:`slt_course_utils.theory.rlct_deep_linear_network`; Lau et al. (arXiv 2308.12108) and
+Aoyagi's (2024) formula, :func:`slt_course_utils.theory.rlct_deep_linear_network` (:func:`exact_llc`),
+is the *global* learning coefficient for a truth of rank r: the local λ at the most singular true
+parameter (:func:`most_singular_true_network`). At the generic true point that
+:func:`random_true_network` builds the local λ is larger, rank(dμ)/2 = H_1·H_{L+1}/2 (:func:`local_llc`);
+compare λ̂ with the local λ at the point sampled (chapter 08, §2). Lau et al. (arXiv 2308.12108) and
 Furman & Lau (arXiv 2402.03698) validate the SGLD estimator against it with x ~ U[−10, 10]^{H_1}
 and noiseless targets from a random true network. ``DeepLinearNetwork`` is the model used by
 chapter 08 and by ``benchmarks/llc_vs_devinterp.py``.
