@@ -62,13 +62,17 @@ def run_notebook(path: Path, out: Path) -> float:
 
 
 def _dln_task(widths: list[int], r: int):
-    """Chapter 08's task: a random true DLN of rank r, 10⁴ noiseless samples; (teacher, x, y, d, λ)."""
+    """Chapter 08's task: a random true DLN of rank r, 10⁴ noiseless samples; (teacher, x, y, d, λ).
+
+    λ is the exact *local* λ at this teacher, H_1·H_{L+1}/2: its later layers are square and
+    invertible, so the product map is a submersion there (dln.local_llc; chapter 08, §2) — not
+    Aoyagi's global dln.exact_llc, which belongs to the most singular true point."""
     from slt_course_utils import dln
 
     g = torch.Generator().manual_seed(0)
     teacher = dln.random_true_network(widths, r, generator=g)
     x, y = dln.sample_dln_data(teacher, 10_000, generator=g)
-    return teacher, x, y, dln.num_parameters(widths), float(dln.exact_llc(widths, r))
+    return teacher, x, y, dln.num_parameters(widths), widths[0] * widths[-1] / 2
 
 
 def step_size_sweep(device: str) -> None:

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import torch
 
 from slt_course_utils.checks import ch08
 
@@ -19,6 +20,14 @@ def _forward_reversed(weights, x):
     for W in reversed(weights):
         h = h @ W.T if h.shape[-1] == W.shape[1] else h
     return h
+
+
+def _half_rank_first_layer_only(weights):
+    after = weights[-1]
+    for W in reversed(weights[1:-1]):
+        after = after @ W
+    block = torch.kron(after, torch.eye(weights[0].shape[1], dtype=after.dtype))
+    return int(torch.linalg.matrix_rank(block)) / 2
 
 
 CASES = {
@@ -41,6 +50,12 @@ CASES = {
         SOL["scaling_exponent"],
         {"ratio of the end points, not a fit": lambda d, t: float(np.log(t[-1] / t[0]) / np.log(d[-1] / d[0])) + 0.05,
          "slope of t against d": lambda d, t: float(np.polyfit(d, t, 1)[0])},
+    ),
+    "check_half_rank_dmu": (
+        SOL["half_rank_dmu"],
+        {"first layer only": _half_rank_first_layer_only,
+         "H_1·H_{L+1}/2 everywhere (the generic value)": lambda ws: ws[0].shape[1] * ws[-1].shape[0] / 2,
+         "d/2": lambda ws: sum(w.numel() for w in ws) / 2},
     ),
 }
 

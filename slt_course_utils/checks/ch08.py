@@ -63,3 +63,23 @@ def check_scaling_exponent(scaling_exponent) -> str:
                      hint="fit a straight line to (log d, log t) by least squares (np.polyfit(..., 1)) and return "
                           "its slope; the base of the logarithm cancels.")
     return "slopes match for 3 synthetic scaling laws"
+
+
+@exercise_check
+def check_half_rank_dmu(half_rank_dmu) -> str:
+    """½ rank dμ at W, μ(W) = W_L⋯W_1: the local λ wherever that rank is locally constant."""
+    cases = [([5, 5, 5, 5], 2), ([3, 5, 4], 3), ([4, 6, 6, 3], 2)]
+    for seed, (widths, r) in enumerate(cases):
+        generic = dln.random_true_network(widths, r, generator=torch.Generator().manual_seed(seed),
+                                          dtype=torch.float64)
+        for name, net in [("a generic", generic), ("the most singular", dln.most_singular_true_network(
+                generic, dtype=torch.float64))]:
+            weights = [p.detach().clone() for p in net.parameters()]
+            expected = int(torch.linalg.matrix_rank(dln.product_jacobian(weights))) / 2
+            got = call_student(half_rank_dmu, [w.clone() for w in weights])
+            assert_close(got, expected, what=f"half_rank_dmu at {name} true point of widths {widths}, rank {r}",
+                         rtol=0, atol=1e-9,
+                         hint="differentiate μ with respect to *every* layer (not only W_1): stack the blocks "
+                              "W_L⋯W_{s+1} ⊗ (W_{s−1}⋯W_1)ᵀ (or use torch.autograd.functional.jacobian), then "
+                              "take torch.linalg.matrix_rank of the (H_{L+1}·H_1) × d matrix and halve it.")
+    return "½ rank dμ matches at 6 true points (generic and most singular)"
