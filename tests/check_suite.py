@@ -72,8 +72,10 @@ def leaked(message: str, reference: list, learner: list, inputs: tuple[str, ...]
 
     Not searched, because they name the input (which may share numbers with the answer) or are
     coarse by design: the text before the first ": " (house style "input: what is wrong"), the
-    ``inputs`` texts (assert_close's ``what`` and ``hint``), assert_close's one-digit relative error
-    and its entry index."""
+    ``inputs`` texts (assert_close's ``what`` and ``hint``), a static "Hint: …" paragraph (it teaches the
+    method and may name exponents or definitions that share digits with an answer; it is written once
+    per check, not computed from the reference), assert_close's one-digit relative error and its entry index."""
+    message = message.split("\nHint:", 1)[0]
     first, _, rest = message.partition("\n")
     if ": " in first:  # the house style "what (the input): what is wrong": the input is not the answer
         first = first.split(": ", 1)[1]

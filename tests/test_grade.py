@@ -243,7 +243,8 @@ def _class(root, solutions_dir, out):
     nb.cells.append(new_code_cell(ALWAYS_EQUAL))
     hand_in("forge_always_equal", nb, set())
     # Tries to harm others; graded first ("aaa"), so its victims come after it.
-    hand_in("aaa_harm", _unsolved_with(ex, *_harm_cells(root / VICTIM / f"{CH}.ipynb", solutions_dir, out)), set())
+    if SANDBOX:  # without a sandbox (--unsafe) these cells would really rewrite the repository's checks
+        hand_in("aaa_harm", _unsolved_with(ex, *_harm_cells(root / VICTIM / f"{CH}.ipynb", solutions_dir, out)), set())
 
     nb = _fake_chapter_01()
     _solution_cell(nb, "ch01-ex1-solution").source = "def rlct_of_line(d):\n    return d / 2"
@@ -267,6 +268,15 @@ def _processes_with(marker):
 
 SANDBOX_PROBLEM = grade.sandbox.sandbox_problem(grade.package_snapshot())
 SANDBOX = SANDBOX_PROBLEM is None
+def test_the_sandbox_starts_where_make_test_installs_it():
+    """As root with bubblewrap installed (CI: `make test` installs it), the sandbox must start — wherever
+    the checkout lies (a clone under /tmp once failed: the tmpfs over /tmp hid the venv) — else every
+    sandbox test would be skipped and the forgery tests run unsandboxed."""
+    if os.geteuid() != 0 or shutil.which("bwrap") is None:
+        pytest.skip("not root with bubblewrap")
+    assert SANDBOX_PROBLEM is None, SANDBOX_PROBLEM
+
+
 needs_sandbox = pytest.mark.skipif(not SANDBOX, reason=f"no sandbox here ({SANDBOX_PROBLEM}); make test installs bubblewrap as root")
 
 
@@ -368,7 +378,7 @@ def test_exit_is_blamed_on_its_cell_and_honest_work_survives(graded):
 
 
 FORGERIES = ["forge_custom_exc", "forge_transformer", "forge_fake_package", "forge_read_solutions",
-             "forge_patch_numpy", "forge_always_equal", "aaa_harm"]
+             "forge_patch_numpy", "forge_always_equal"] + (["aaa_harm"] if SANDBOX else [])
 
 
 @pytest.mark.parametrize("student", FORGERIES)

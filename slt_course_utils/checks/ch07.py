@@ -7,7 +7,13 @@ import math
 import torch
 
 from slt_course_utils import tms
-from slt_course_utils.checks._core import CheckFailure, assert_close, call_student, exercise_check
+from slt_course_utils.checks._core import (
+    CheckFailure,
+    assert_close,
+    call_student,
+    exercise_check,
+    too_large_or_small,
+)
 
 
 def critical_sample_size(loss_a: float, llc_a: float, loss_b: float, llc_b: float) -> float:
@@ -104,8 +110,9 @@ def check_classify(classify) -> str:
                 raise CheckFailure(f"classify should return a pair of ints (k, σ); got {got!r}.") from err
             if got != (k, sigma):
                 raise CheckFailure(
-                    f"classify on a {tms.kgon_label(k, sigma)}-gon (perturbation {scale}) returned {got}, expected "
-                    f"{(k, sigma)}.\nHint: count the columns with norm above a threshold (e.g. 0.5) as live; "
+                    f"classify on a {tms.kgon_label(k, sigma)}-gon (perturbation {scale}) returned {got}: "
+                    + (f"k is {too_large_or_small(got[0], k)}." if got[0] != k else f"σ is {too_large_or_small(got[1], sigma)}.")
+                    + "\nHint: count the columns with norm above a threshold (e.g. 0.5) as live; "
                     "among the OTHER features (wherever they sit: the columns come in any order) count the biases "
                     "that are positive.")
     return "6 k-gon types recognised, exact and perturbed, features in any order"

@@ -131,6 +131,12 @@ def bwrap_command(notebook: Path | None, snapshot: str, uid: int = SANDBOX_UID) 
         cmd.extend(["--ro-bind-fd", str(fd), dest])
         parents.update(str(p) for p in Path(dest).parents if str(p) != "/")
 
+    # The fresh file systems first: a later bind under /tmp (a checkout or venv in /tmp) must not be
+    # hidden by the tmpfs mounted over /tmp.
+    cmd += ["--proc", "/proc", "--dev", "/dev",
+            "--size", str(64 * 1024 * 1024), "--tmpfs", "/dev/shm",
+            "--size", str(TMPFS_MB * 1024 * 1024), "--tmpfs", "/tmp",
+            "--size", str(TMPFS_MB * 1024 * 1024), "--tmpfs", WORKDIR]
     bind("/usr", "/usr")
     for link in ("bin", "lib", "lib32", "lib64", "sbin"):
         target = Path("/") / link
@@ -146,10 +152,6 @@ def bwrap_command(notebook: Path | None, snapshot: str, uid: int = SANDBOX_UID) 
             bind(site, site)
     if os.path.exists("/etc/ld.so.cache"):
         bind("/etc/ld.so.cache", "/etc/ld.so.cache")
-    cmd += ["--proc", "/proc", "--dev", "/dev",
-            "--size", str(64 * 1024 * 1024), "--tmpfs", "/dev/shm",
-            "--size", str(TMPFS_MB * 1024 * 1024), "--tmpfs", "/tmp",
-            "--size", str(TMPFS_MB * 1024 * 1024), "--tmpfs", WORKDIR]
     bind(snapshot, COURSE)
     if notebook is not None:
         bind(str(notebook), f"{WORKDIR}/{_inside_name(notebook)}")
