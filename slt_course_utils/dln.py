@@ -174,9 +174,11 @@ def most_singular_true_network(teacher: nn.Module, *, rank: int | None = None,
     variables). (a) The points with every layer of rank r are a single G-orbit: each hidden
     space splits as im(W_{s−1}⋯W_1) ⊕ ker W_s (dims r, H_s − r), and bases adapted to the splits
     carry one such point to any other. (b) The closure of the G-orbit of *every* true point
-    contains such a point: scale by t → 0 the part of each hidden space that the layers after
-    it kill (and by 1/t the part the layers before it do not reach); the product is unchanged
-    and the limit has every layer of rank r. (c) λ is lower semicontinuous on the fibre:
+    contains such a point: with rates that differ from layer to layer — e.g. at a generic true
+    point, g_s fixes im(W_{s−1}⋯W_1) and multiplies a complement by t^{−(L+1−s)}; in general also
+    scale down, faster for deeper layers, the part of each hidden space the later layers kill —
+    the product is unchanged and as t → 0 every layer tends to rank r (one common rate is not
+    enough: the middle layers would keep full rank). (c) λ is lower semicontinuous on the fibre:
     a ball around w* contains a ball around each nearby w, so ∫ K^z over it diverges at least
     where the smaller integral does, i.e. λ(w*) ≤ λ(w). Together: λ(here) ≤ λ(w) for every true
     w, so the local λ here is the minimum over the fibre — the global λ that Aoyagi (2024,

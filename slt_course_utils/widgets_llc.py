@@ -57,7 +57,7 @@ def plot_llc_run(k1: int = 1, k2: int = 2, lr: float = 5e-4, localization: float
             res = estimate_llc(NormalCrossing([k1, k2]), (x, y), gaussian_nll, lr=lr,
                                localization=localization, num_chains=num_chains, num_draws=num_draws,
                                seed=seed, device="cpu", progress=False)
-        caught = [str(w.message).split(".")[0] for w in record if issubclass(w.category, UserWarning)]
+        caught = [str(w.message).split(". ")[0].split(" — ")[0] for w in record if issubclass(w.category, UserWarning)]
     except LLCDivergenceError:
         for ax in (ax0, ax1):
             ax.text(0.5, 0.5, "all chains diverged:\nlower ε", ha="center", va="center",

@@ -251,7 +251,7 @@ def check_derived_rlcts(derived_rlcts) -> str:
         d = len(k)
         if lam != lam_exact:
             if lam == Fraction(d, 2):
-                why = f"λ = d/2 is the regular value; this model is singular at the origin (d = {d})."
+                why = "half the number of parameters is the regular value; this model is singular at the origin."
             elif lam > lam_exact:
                 why = "your λ is too large: look for the coordinate with the smallest ratio (h_j + 1)/(2k_j)."
             else:
