@@ -71,14 +71,6 @@ def annotate_free_energy(ax: plt.Axes, free_energy: float) -> None:
             bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
 
 
-def finish_2d_posterior(ax: plt.Axes, title: str, xlabel: str, ylabel: str, free_energy: float) -> None:
-    """Legend, equal aspect, labels and the F_n box: the common ending of a 2-D posterior plot."""
-    ax.legend(loc="upper right", frameon=True, framealpha=0.85)
-    ax.set_aspect("equal")
-    labelled(ax, title, xlabel, ylabel)
-    annotate_free_energy(ax, free_energy)
-
-
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
     """Save ``fig`` as a PNG at the course DPI, creating the folder; return the path."""
     path = Path(path)

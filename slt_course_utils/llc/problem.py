@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,11 +88,6 @@ def check_model_mode(model: nn.Module) -> None:
                 "is random or updates running statistics, so L(w) is not a function of w. Call "
                 "model.eval() before estimate_llc."
             )
-
-
-def _sq_norm(tensors: Mapping[str, Tensor]) -> Tensor:
-    """Σ over parameters of the squared norm, per chain: (chains,)."""
-    return sum(t.reshape(t.shape[0], -1).pow(2).sum(1) for t in tensors.values())
 
 
 @dataclass
