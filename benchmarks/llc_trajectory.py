@@ -76,10 +76,9 @@ def mlp_checkpoints(n: int, K: int, width: int, seed: int = 0) -> tuple[list[nn.
 
 
 def devinterp_loop(cks, x, y, *, chains, draws, burnin, lrs, localization, nbeta, batch_size, seed):
-    from torch.utils.data import DataLoader, TensorDataset
-
     from devinterp.optim.sgld import SGLD
     from devinterp.slt.sampler import estimate_learning_coeff_with_summary
+    from torch.utils.data import DataLoader, TensorDataset
 
     loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True)
     means = []
