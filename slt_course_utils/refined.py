@@ -27,6 +27,7 @@ __all__ = [
     "dln_layer_llc",
     "localized_quadratic_target",
     "num_free",
+    "restricted_calibration",
     "restrict_mask",
     "restricted_hessian",
 ]
@@ -147,3 +148,23 @@ def dln_layer_llc(net: nn.Module | Sequence[Tensor], layer: int) -> Fraction:
     after, before = _around(mats)[int(layer)]
     # rtol 1e-5: float32 weights carry rounding of ~1e-7 relative in their zero singular values
     return Fraction(_numerical_rank(after, 1e-5) * _numerical_rank(before, 1e-5), 2)
+
+
+def restricted_calibration(hessian: Tensor, nbeta: float, localization: float, *,
+                           bias: float = 0.02) -> tuple[float, float]:
+    """(exact target ½Σ a_i/(a_i + γ), the SGLD ε whose predicted relative bias is ``bias``) for a quadratic.
+
+    ε solves Σwᵢ/(1 − εaᵢ/4)/Σwᵢ − 1 = bias (:func:`slt_course_utils.llc.quadratic.predicted_sgld_bias`,
+    bisection in log ε) — the rule ``lr="auto"`` aims for, read off the exact restricted Hessian.
+    """
+    from slt_course_utils.llc.quadratic import predicted_sgld_bias
+
+    if not 0 < bias < 1:
+        raise ValueError(f"bias must be a relative bias in (0, 1), e.g. 0.02, got {bias}.")
+    target = localized_quadratic_target(hessian, nbeta, localization)
+    eigs = torch.linalg.eigvalsh(hessian.to(torch.float64))
+    lo, hi = 1e-12, 4 / (nbeta * float(eigs.max()) + localization)
+    for _ in range(100):
+        mid = (lo * hi) ** 0.5
+        lo, hi = (mid, hi) if predicted_sgld_bias(eigs, nbeta, localization, mid) < bias else (lo, mid)
+    return target, lo
