@@ -83,6 +83,9 @@ def test_dln_layer_llc_is_half_the_rank_of_the_restricted_hessian(teacher):
             assert refined.dln_layer_llc(net, s) == expected[s]
             H = refined.restricted_hessian(net, (x, y), dln.dln_loss, [f"layers.{s}"])
             assert Fraction(int(torch.linalg.matrix_rank(H, rtol=1e-8)), 2) == expected[s]
+            # the problem set says the reading notebook's finite-n targets are within 4% of λ_C (below it)
+            target = refined.localized_quadratic_target(H, default_nbeta(len(x)), 1.0)
+            assert 0.96 * float(expected[s]) < target < float(expected[s])
 
 
 def test_localized_target_and_calibration():
