@@ -30,6 +30,7 @@ __all__ = [
     "draws_covariance",
     "exact_loss_kernel_linear_regression",
     "gaussian_quadratic_covariance",
+    "gaussian_susceptibility",
     "linear_regression_posterior",
     "loss_kernel",
     "susceptibility",
@@ -151,3 +152,18 @@ def exact_loss_kernel_linear_regression(X_probe: Tensor, y_probe: Tensor, w_star
     r = y - X @ w
     M = X @ S @ X.T
     return 2 * M**2 + 4 * r[:, None] * r[None, :] * M
+
+
+def gaussian_susceptibility(hessian: Tensor, probe_hessian: Tensor, nbeta: float, localization: float) -> Tensor:
+    """χ = −Cov(½δᵀHδ, ½δᵀ(H_P − H)δ) = −½tr(HΣ(H_P − H)Σ), Σ = (nβH + γI)⁻¹: exact at a true point
+    where the restricted losses are quadratics with no linear term (φ = L_n − L_n(w*), ℓ_P − L_n)."""
+    H = torch.as_tensor(hessian, dtype=torch.float64)
+    HP = torch.as_tensor(probe_hessian, dtype=torch.float64)
+    if H.ndim != 2 or H.shape != HP.shape or H.shape[0] != H.shape[1]:
+        raise ValueError(f"hessian and probe_hessian must be square of one shape, got {tuple(H.shape)} and "
+                         f"{tuple(HP.shape)}.")
+    if not nbeta > 0 or not localization >= 0:
+        raise ValueError(f"need nbeta > 0 and localization ≥ 0, got {nbeta} and {localization}.")
+    Sigma = torch.linalg.inv(nbeta * H + localization * torch.eye(len(H), dtype=torch.float64))
+    zero = torch.zeros(len(H), dtype=torch.float64)
+    return -gaussian_quadratic_covariance(H, zero, HP - H, zero, Sigma)

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 __all__ = [
     "dln_layer_llc",
     "localized_quadratic_target",
+    "orthogonal_dln_teacher",
     "num_free",
     "restricted_calibration",
     "restrict_mask",
@@ -168,3 +169,22 @@ def restricted_calibration(hessian: Tensor, nbeta: float, localization: float, *
         mid = (lo * hi) ** 0.5
         lo, hi = (mid, hi) if predicted_sgld_bias(eigs, nbeta, localization, mid) < bias else (lo, mid)
     return target, lo
+
+
+def orthogonal_dln_teacher(*, seed: int = 0, n: int = 2000) -> tuple[nn.Module, nn.Module, Tensor, Tensor]:
+    """(generic, most singular, x, y): chapter 10's DLN [5,5,5,5] teacher, float64.
+
+    The generic point has a rank-2 first layer (``dln.random_true_network``) and orthogonal second and
+    third layers (square, invertible, perfectly conditioned); the most singular point has the same
+    product with every layer of rank 2; x ~ U[−1, 1]⁵ (n samples), y = teacher(x).
+    """
+    from slt_course_utils import dln
+
+    g = torch.Generator().manual_seed(int(seed))
+    generic = dln.random_true_network([5, 5, 5, 5], 2, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        for s in (1, 2):
+            generic.layers[s].weight.copy_(torch.linalg.qr(torch.randn(5, 5, generator=g, dtype=torch.float64))[0])
+    singular = dln.most_singular_true_network(generic, dtype=torch.float64)
+    x, y = dln.sample_dln_data(generic, n, generator=g)
+    return generic, singular, x, y

@@ -46,21 +46,9 @@ def test_restrict_mask_rejects_bad_input(bad, match):
 # ------------------------------------------------------------------------------ the chapter's teacher
 
 
-def chapter_teacher():
-    """Chapter 10 §2: DLN [5,5,5,5], rank-2 first layer, orthogonal second and third layers; n = 2000."""
-    g = torch.Generator().manual_seed(0)
-    generic = dln.random_true_network([5, 5, 5, 5], 2, generator=g, dtype=torch.float64)
-    with torch.no_grad():
-        for s in (1, 2):
-            generic.layers[s].weight.copy_(torch.linalg.qr(torch.randn(5, 5, generator=g, dtype=torch.float64))[0])
-    singular = dln.most_singular_true_network(generic, dtype=torch.float64)
-    x, y = dln.sample_dln_data(generic, 2000, generator=g)
-    return generic, singular, x, y
-
-
 @pytest.fixture(scope="module")
 def teacher():
-    return chapter_teacher()
+    return refined.orthogonal_dln_teacher(seed=0, n=2000)
 
 
 def test_restricted_hessian_is_the_kronecker_block(teacher):
