@@ -27,8 +27,8 @@ def test_targets_tend_to_lambda_and_susceptibility_is_the_gaussian_covariance():
     """At nβ = 10⁶ every target is within 0.1% of λ_C (a_i ≫ γ); χ equals the general closed form."""
     H, HP, lam = widgets_refined._hessians("most singular")
     assert lam == [5.0, 2.0, 5.0]
-    for h, l in zip(H, lam, strict=True):
-        assert refined.localized_quadratic_target(h, 1e6, 1.0) == pytest.approx(l, rel=1e-3)
+    for h, lam_c in zip(H, lam, strict=True):
+        assert refined.localized_quadratic_target(h, 1e6, 1.0) == pytest.approx(lam_c, rel=1e-3)
     Sigma = torch.linalg.inv(263.0 * H[0] + torch.eye(25, dtype=torch.float64))
     z = torch.zeros(25, dtype=torch.float64)
     ref = -influence.gaussian_quadratic_covariance(H[0], z, HP[0][2] - H[0], z, Sigma)
