@@ -50,6 +50,9 @@ from slt_course_utils.llc.result import LLCResult
 
 __all__ = ["estimate_llc_trajectory"]
 
+#: lr="auto" adapts ε on this many chains per checkpoint (full-batch windows are the costly part).
+ADAPT_CHAINS = 4
+
 
 def _checkpoint_modules(checkpoints: Sequence[Any], model: nn.Module | None) -> list[nn.Module]:
     """Modules for every checkpoint (state dicts are loaded into copies of ``model``)."""
@@ -107,6 +110,12 @@ def estimate_llc_trajectory(
     sequence with one ε per checkpoint, or ``"auto"`` (one ε per checkpoint, adapted for all checkpoints
     at once before the burn-in; the evidence is in each result's ``diagnostics["lr_auto"]``).
     Buffers and frozen parameters must be equal across checkpoints (they are not sampled).
+
+    Cost of ``lr="auto"``: ≥ 6 windows of ≥ 50 *full-batch* steps on min(chains, 4) chains per
+    checkpoint, before sampling (which starts again from each w*_k). With minibatches on a large
+    data set this can cost more than the sampling (measured: 16 checkpoints of a d = 1377 MLP,
+    n = 1000, batch 100: adaptation ≈ 10× the sampling; benchmarks/llc_trajectory.py); then pass
+    the ε it chose (``[r.hyperparameters["lr"] for r in results]``) to later runs.
     The Hessian-based checks of :func:`estimate_llc` are not run; call it at a checkpoint for them.
     """
     mods = _checkpoint_modules(checkpoints, model)
@@ -166,11 +175,19 @@ def estimate_llc_trajectory(
     if isinstance(lr, str):
         if lr != "auto":
             raise ValueError(f"lr must be 'auto', a positive number or one per checkpoint, got {lr!r}.")
-        full_grad = prob.grad_fn(None, gen)[0] if minibatch else grad_fn
+        # adapted on min(C, ADAPT_CHAINS) chains per checkpoint; sampling then starts from the w*_k
+        Ca = min(C, ADAPT_CHAINS)
+        rows_a = torch.arange(K).repeat_interleave(Ca)
+        if free is not None:
+            prob.base = base_k[rows_a.to(base_k.device)]
+        full_grad = prob.grad_fn(None, gen)[0]
         window = max(adapt.MIN_WINDOW, num_burnin_steps // adapt.WINDOWS)
-        thr = (star_rows + divergence_factor * (star_rows.abs() + d / nb)).to(dev)
-        lr_k, state0, evidence = _auto_per_checkpoint(prob, kernel, full_grad, centers, star_rows.to(dev), thr,
-                                                      nb, loc, K, C, window, gen)
+        star_a = stars[rows_a].to(dev)
+        thr = star_a + divergence_factor * (star_a.abs() + d / nb)
+        lr_k, _, evidence = _auto_per_checkpoint(prob, kernel, full_grad, centers_k[rows_a.to(centers_k.device)],
+                                                 star_a, thr, nb, loc, K, Ca, window, gen)
+        if free is not None:
+            prob.base = base_k[rows.to(base_k.device)]
     else:
         lr_k = _per_chain(torch.as_tensor(lr, dtype=torch.float64) if not isinstance(lr, (int, float)) else lr,
                           "lr (one step size, or one per checkpoint)", K, positive=True, hint="try 1e-4 or 'auto'")
@@ -180,7 +197,7 @@ def estimate_llc_trajectory(
     hyper = Hyper(lr_rows, nb, loc, centers)
     observe_fn, _ = make_observer(prob, observables, dev)
     t0 = time.perf_counter()
-    state = kernel.init(centers.clone() if evidence is None else state0.position, grad_fn, hyper)
+    state = kernel.init(centers.clone(), grad_fn, hyper)
     run = run_chains(kernel, state, grad_fn, hyper, gen, num_burnin_steps=num_burnin_steps,
                      num_draws=num_draws, num_steps_bw_draws=num_steps_bw_draws, threshold=threshold,
                      loss_star=star_rows.to(dev), observe_fn=observe_fn, strict=strict, progress=progress,
