@@ -21,6 +21,8 @@ One module per idea:
   hold the calibration models and chapter 06's references; ``llc_toys`` its exactly solvable toys
   (the line-plus-dot model of LLC locality, 2-D finite-n targets, SGLD on a quadratic)
 - ``tms``, ``dln`` toy models of superposition (k-gons), deep linear networks
+- ``refined``    weight-/data-refined LLCs: restriction masks, restricted Hessians, exact restricted targets
+- ``influence``  covariances over posterior draws: susceptibilities, Bayesian influence, loss kernel; exact Gaussian forms
 - ``widgets``    ipywidgets explorers; ``widgets_fisher``, ``widgets_singular``, ``widgets_rlct``,
   ``widgets_phase``, ``widgets_llc``, ``widgets_tms`` hold one chapter's explorer each
 - ``checks``     check functions for the exercises
