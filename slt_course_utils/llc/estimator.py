@@ -17,7 +17,7 @@ from slt_course_utils.llc import adapt
 from slt_course_utils.llc.convergence import convergence_diagnostics
 from slt_course_utils.llc.driver import Run, run_chains
 from slt_course_utils.llc.kernels import KERNELS, Hyper
-from slt_course_utils.llc.problem import MAX_HESSIAN_DIM, LossFn, as_tensors, build_problem, is_int
+from slt_course_utils.llc.problem import LossFn, as_tensors, build_problem, is_int
 from slt_course_utils.llc.quadratic import BIAS_WARN, predicted_sgld_bias
 from slt_course_utils.llc.quadratic import check_localization as localization_check
 from slt_course_utils.llc.result import LLCResult
@@ -216,7 +216,7 @@ def estimate_llc(
     gen = torch.Generator(device=dev).manual_seed(int(seed))
     diagnostics: dict[str, Any] = {}
     eigs = None
-    if (check_localization or auto) and d <= MAX_HESSIAN_DIM and not per_chain_hyper:
+    if (check_localization or auto) and adapt.hessian_affordable(d, prob.n_data) and not per_chain_hyper:
         eigs = prob.hessian_eigenvalues()
     if check_localization and not per_chain_hyper:
         diagnostics.update(localization_check(prob, float(nb_v), float(loc_v), gen, eigs))
@@ -240,9 +240,8 @@ def estimate_llc(
     position = w_star.unsqueeze(0).repeat(C, 1)
     t0 = time.perf_counter()
     if auto:
-        curvature = float(eigs.abs().max()) if eigs is not None and eigs.numel() else \
-            abs(prob.mean_curvature_hutchinson(gen))
-        lr0 = adapt.initial_lr(float(nb_v), float(loc_v), curvature)
+        probe = adapt.probe_curvature(prob, float(nb_v), float(loc_v), eigs, int(seed))
+        lr0 = adapt.initial_lr(float(nb_v), float(loc_v), probe["curvature"])
         full_grad, _ = prob.grad_fn(None, gen) if minibatch else (grad_fn, None)
         hyper0 = Hyper(lr0, nb_t, loc_t, w_star)
         window = max(adapt.MIN_WINDOW, num_burnin_steps // adapt.WINDOWS)
@@ -252,7 +251,7 @@ def estimate_llc(
         if minibatch:
             state = kernel.init(state.position, grad_fn, hyper0)
         hp["lr"] = lr_v
-        diagnostics["lr_auto"] = evidence
+        diagnostics["lr_auto"] = {**evidence, "initial_lr": lr0, "initial_curvature": probe}
     lr_t = _hyper_tensor(lr_v, w_star)
     hyper = Hyper(lr_t, nb_t, loc_t, w_star)
     if not auto:
