@@ -256,6 +256,8 @@ def estimate_llc(
     hyper = Hyper(lr_t, nb_t, loc_t, w_star)
     if not auto:
         state = kernel.init(position, grad_fn, hyper)
+    if kernel.name == "rmsprop_sgld":  # V adapts during the burn-in only, then the preconditioner is fixed
+        state = state._replace(adapt_steps=num_burnin_steps)
     if eigs is not None and kernel.name == "sgld":
         bias = predicted_sgld_bias(eigs, float(nb_v), float(loc_v), float(lr_v))
         diagnostics["predicted_lr_bias"] = bias
