@@ -45,8 +45,9 @@ from slt_course_utils.llc.problem import MAX_HESSIAN_DIM, GradFn, Problem
 
 #: Relative ε-bias the rule aims for.
 TARGET_BIAS = 0.02
-#: Number and minimum length of the adaptation windows.
+#: Number and minimum length of the adaptation windows; up to MAX_WINDOWS while unsettled (see auto_lr).
 WINDOWS = 6
+MAX_WINDOWS = 12
 MIN_WINDOW = 50
 
 
@@ -138,7 +139,8 @@ def auto_lr(kernel: Kernel, state0: Any, grad_fn: GradFn, hyper: Hyper, generato
     history: list[dict[str, float]] = []
     restarts = 0
     i = 0
-    while i < WINDOWS:
+    unsettled = False
+    while i < WINDOWS or (unsettled and i < MAX_WINDOWS):
         h = hyper._replace(lr=lr)
         try:
             run = run_chains(kernel, state, grad_fn, h, generator, num_burnin_steps=0, num_draws=window,
@@ -167,14 +169,23 @@ def auto_lr(kernel: Kernel, state0: Any, grad_fn: GradFn, hyper: Hyper, generato
         entry["predicted_bias"] = lr * T / (8 * lam_eff) if T > 0 else 0.0
         new = rule
         history.append(entry)
+        # unsettled: the chains have not left w* yet (T ≤ 0: |∇U|² below its equilibrium value) or
+        # the rule still wants more than the ×4 growth per window; then run another window
+        unsettled = not T > 0 or rule > 4 * lr
         lr = min(max(new, lr / 10), 4 * lr)
         i += 1
     done = [h for h in history if "curvature_T" in h]
-    pooled = done[len(done) // 2:]  # the later half of the windows: chains closer to equilibrium
-    lam_p = max(sum(h["lambda_window"] for h in pooled) / len(pooled), 0.01)
-    T_p = sum(h["curvature_T"] for h in pooled) / len(pooled)
-    if T_p > 0:
+    # the later half of the windows (chains closer to equilibrium), without those whose T ≤ 0: at
+    # equilibrium T = E[tr(P nβ∇²L)] > 0 near a minimum, so T ≤ 0 marks chains still sitting at w*
+    # (e.g. a 4-layer DLN at 0: windows 1–5 had T < 0 and, pooled, gave an ε at which every chain diverged)
+    pooled = [h for h in done[len(done) // 2:] if h["curvature_T"] > 0]
+    if pooled:
+        lam_p = max(sum(h["lambda_window"] for h in pooled) / len(pooled), 0.01)
+        T_p = sum(h["curvature_T"] for h in pooled) / len(pooled)
         lr = 8 * tol * lam_p / T_p
+    else:  # no window reached equilibrium: keep the last step that ran without diverging
+        lr = done[-1]["lr"]
+        lam_p, T_p = max(done[-1]["lambda_window"], 0.01), done[-1]["curvature_T"]
     evidence = {
         "rule": f"ε = 8·tol·λ/T, T = E[∇UᵀP∇U] − γ·trP (tol = {tol})",
         "target_bias": tol,
@@ -183,7 +194,8 @@ def auto_lr(kernel: Kernel, state0: Any, grad_fn: GradFn, hyper: Hyper, generato
         "restarts": restarts,
         "lambda_pooled": lam_p,
         "curvature_T_pooled": T_p,
-        "predicted_bias": lr * T_p / (8 * lam_p),
+        "predicted_bias": lr * T_p / (8 * lam_p) if T_p > 0 else float("nan"),
+        "pooled_windows": len(pooled),
     }
     return lr, state, evidence
 
