@@ -106,9 +106,10 @@ def probe_curvature(prob: Problem, nbeta: float, localization: float, eigs: Tens
     h₀ = max|eig ∇²L_n(w*)| (exact when ``eigs`` is given, else power iteration). When nβh₀ ≥ γ the
     Hessian at w* sets the posterior's scale and ε₀ uses h₀ (as before). Otherwise (a purely or nearly
     purely singular w*: K ∝ w₁²w₂², w⁴, RRR at 0, where ∇²L_n(w*) = 0 and ε₀ = 4·tol/γ diverged in the
-    first window) the posterior spreads to the localisation scale σ = 1/√(nβh₀ + γ) per coordinate, so
-    the top curvature is also measured at ``points`` points w* + σξ (ξ ~ N(0, I)) and the largest is
-    used. Random numbers come from a private generator seeded with ``seed`` (the sampling stream is
+    first window) the posterior spreads towards the localisation scale σ = 1/√(nβh₀ + γ) per coordinate, so
+    the top curvature is also measured at ``points`` points w* + σξ (ξ ~ N(0, I)), σ halved until their
+    mean nβ(L − L*) is at most d/2 (the equipartition energy; the posterior does not go further on
+    average), and the largest is used. Random numbers come from a private generator seeded with ``seed`` (the sampling stream is
     untouched). Returns {"curvature", "curvature_at_center", "probe_radius", "probe_curvatures", "method"}.
     """
     w0 = prob.w_star
@@ -123,6 +124,15 @@ def probe_curvature(prob: Problem, nbeta: float, localization: float, eigs: Tens
     a = nbeta * h0 + localization
     sigma = 1.0 / math.sqrt(a) if a > 0 else 1.0
     xi = torch.randn((points, w0.numel()), generator=gen, dtype=w0.dtype, device=w0.device)
+    # shrink σ (halving, at most 12 times) until the probes' mean energy nβ(L − L*) is at most d/2,
+    # the equipartition value (λ ≤ d/2): points the posterior actually reaches, not the prior's tail
+    energy = math.nan
+    for _ in range(12):
+        energy = nbeta * float((prob.full_loss(w0[None] + sigma * xi) - prob.loss_star).mean())
+        if not energy > w0.numel() / 2:  # NaN/inf counts as too far
+            break
+        sigma /= 2
+    info["probe_energy"] = energy
     probes = _top_curvature(prob, w0[None] + sigma * xi, gen, iters)
     info.update(probe_radius=sigma, probe_curvatures=probes.tolist(), curvature=max(h0, float(probes.max())),
                 method=method + f" + power iteration at {points} points w* + σξ")
