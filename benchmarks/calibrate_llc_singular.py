@@ -26,7 +26,6 @@ windows that diverged.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 import warnings
 

@@ -14,10 +14,24 @@ Then ε = 8·tol·λ/T. Both use the sampler's positions, so a singular posterio
 curvature away from w* (e.g. along the arms of K ∝ w₁⁴w₂⁴) is what sets ε, not the flat Hessian at w*.
 
 Adaptation runs :data:`WINDOWS` windows of full-batch steps from w* with ε moved at most ×4 up
-or ÷10 down per window; a window in which any chain diverges restarts from w* with ε ÷ 10. The
-first ε is 4·tol/(nβ·max|h| + γ) from the Hessian at w* (d ≤ 2000) or its Hutchinson trace.
+or ÷10 down per window (up to :data:`MAX_WINDOWS` while the last window is unsettled: T ≤ 0, or
+the rule wanted more than ×4); a window in which any chain diverges restarts from w* with ε ÷ 10.
 
-The final ε uses T and λ pooled over the later half of the windows.
+The first ε is 4·tol/(nβ·h + γ) with h from :func:`probe_curvature`: the largest |eigenvalue|
+of the Hessian at w* (exact when d²·n ≤ :data:`HESSIAN_BUDGET`, else power iteration), and
+where nβh < γ (a purely singular w*, whose Hessian is 0) also the top curvature at points
+around w* that the posterior reaches. Before, 4·tol/γ = 0.08 (γ = 1) diverged in the first
+window at every purely singular normal crossing tried (restart ÷10).
+
+The final ε uses T and λ pooled over the later half of the windows, keeping only those with
+T > 0: at equilibrium T = E[tr(P nβ∇²L)] > 0 near a minimum, and T ≤ 0 marks chains that have
+not left w* (a 4-layer DLN at 0: pooling such windows gave an ε at which every chain diverged).
+
+Known limit (measured, ``benchmarks/calibrate_llc_results.md``): at small γ (= 1) on singular
+posteriors, with short runs (800 draws → windows of 50 steps) the windows do not reach the
+posterior's arms, T is underestimated and λ̂ reads 10–20% high (each 1–2 se); with windows of
+150 steps the excess was gone (mean z over 10 runs +1.2 → −0.3). Longer runs (num_draws
+≥ 3000: windows ≥ 125 steps) are the remedy.
 
 MALA uses the same rule. It is exact at any ε in the limit, but an acceptance target is not a
 safe way to pick ε on singular posteriors: on the normal crossing K ∝ w₁²w₂² (γ = 1) MALA at

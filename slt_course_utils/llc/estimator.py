@@ -142,15 +142,16 @@ def estimate_llc(
 
     Samplers (``sampler``), all on the localised tempered posterior ∝ exp(−nβL − γ/2|w − w*|²):
     ``"sgld"`` (default), ``"rmsprop_sgld"`` (diagonal RMSProp preconditioning as devinterp
-    1.3, α = 0.99, eps = 0.1; without the Γ correction its stationary law is not the target:
-    measured +7–19% high, see benchmarks/calibrate_llc_results.md), ``"mala"`` (SGLD proposal with a Metropolis correction: exact
+    1.3, α = 0.99, eps = 0.1, adapted during the burn-in and then frozen, so that the draws come
+    from a fixed-preconditioner Langevin chain whose law is the target up to the ε-bias; devinterp
+    keeps adapting and read +7–19% high, see benchmarks/calibrate_llc_results.md), ``"mala"`` (SGLD proposal with a Metropolis correction: exact
     at any ε, full batches only; costs one extra gradient evaluation per rejected proposal's
     worth of mixing). See :mod:`slt_course_utils.llc.kernels`.
 
     Defaults and what they cost:
 
     - ``lr="auto"``: ε chosen by :func:`slt_course_utils.llc.adapt.auto_lr` so that SGLD's
-      discretisation bias is ≈ 2% (MALA uses the same ε and removes the rest); costs 6 extra windows of ≥ 50
+      discretisation bias is ≈ 2% (MALA uses the same ε and removes the rest); costs 6 (up to 12) windows of ≥ 50
       *full-batch* steps before the burn-in. A float (or a (chains,) tensor) fixes ε.
     - ``localization=1.0`` (γ): modest; the quadratic γ-bias is ½Σγ/(nβh + γ) (≪ 1 when
       nβh ≫ 1). Smaller γ lets chains wander further along flat directions (slower mixing).
@@ -168,7 +169,7 @@ def estimate_llc(
       SGLD computed on every 4th transition, never used to reject), R̂ and ESS of the loss
       traces and a drift test (:mod:`slt_course_utils.llc.convergence`), the predicted
       relative ε-bias of the quadratic model (``predicted_lr_bias``, when the Hessian at w* is
-      computed: d ≤ 2000 and ``check_localization``), and the ``lr="auto"`` evidence.
+      computed: d ≤ 2000, d²·n ≤ 3e8 and ``check_localization``), and the ``lr="auto"`` evidence.
     - ``compile=True`` compiles the per-step gradient with ``torch.compile`` (a few seconds once,
       then faster per step for small models; falls back to eager with a warning).
     - Random numbers come from one ``torch.Generator`` seeded with ``seed`` (the global RNG is
@@ -178,8 +179,8 @@ def estimate_llc(
     Failures: a chain whose loss is NaN/inf or exceeds L(w*) + ``divergence_factor``·(|L(w*)|
     + d/nβ) is frozen, named in a warning and excluded; if all chains diverge, or any with
     ``strict=True``, :class:`LLCDivergenceError` is raised. A negative mean warns that w* may
-    not be a local minimum. With ``check_localization`` the Hessian at w* (d ≤ 2000; a
-    Hutchinson trace above) warns when γ dominates nβ·curvature.
+    not be a local minimum. With ``check_localization`` the Hessian at w* (d ≤ 2000 and
+    d²·n ≤ 3e8, ``llc.adapt.HESSIAN_BUDGET``; a Hutchinson trace above) warns when γ dominates nβ·curvature.
     """
     x, y = as_tensors(data)
     n_data = len(x)
