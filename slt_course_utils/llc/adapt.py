@@ -27,22 +27,11 @@ The final ε uses T and λ pooled over the later half of the windows, keeping on
 T > 0: at equilibrium T = E[tr(P nβ∇²L)] > 0 near a minimum, and T ≤ 0 marks chains that have
 not left w* (a 4-layer DLN at 0: pooling such windows gave an ε at which every chain diverged).
 
-Known limit (measured, ``benchmarks/calibrate_llc_results.md``): at small γ (= 1) on singular
-posteriors, with short runs (800 draws → windows of 50 steps) the windows do not reach the
-posterior's arms, T is underestimated and λ̂ reads 10–20% high (each 1–2 se); with windows of
-150 steps the excess was gone (mean z over 10 runs +1.2 → −0.3). Longer runs (num_draws
-≥ 3000: windows ≥ 125 steps) are the remedy.
-
-MALA uses the same rule. It is exact at any ε in the limit, but an acceptance target is not a
-safe way to pick ε on singular posteriors: on the normal crossing K ∝ w₁²w₂² (γ = 1) MALA at
-acceptance 0.61 (ε = 0.02) read −8% (32 chains × 4000 draws, 6σ) and at ε = 4e-3 −7.7% (3σ):
-inside the stiff arms (transverse curvature ≈ 2·nβ·a·w₁²) almost every proposal is rejected,
-so chains rarely enter or leave them. At the rule's ε its acceptance is ≈ 0.99 and the
-correction only removes the residual bias.
-
-Measured (``benchmarks/calibrate_llc_results.md``): on devinterp's nine normal crossings and a
-d = 5 regression at γ = 1, every λ̂ with the chosen ε is within 2.2 standard errors of the exact
-finite-n target; the regression reads +3.0% (the Hessian's exact prediction at that ε: +2%).
+Short runs at small γ (measured, ``benchmarks/calibrate_llc_results.md``): on singular
+posteriors at γ = 1, 8 chains × 800 draws scatter by ±40% from seed to seed (R̂ 1.06–1.12 flags
+it), so single runs read 10–37% high or low. That is mixing, not the step: for K ∝ w₁²w₂⁴ at the
+ε the rule picks (5.3e-4), three seeds read +32%, −11%, −11% (mean +3%; +1% at 3000 draws),
+while smaller steps read *low* at short runs (2.5e-4: −23%; 1e-4: −67%). Run longer.
 """
 
 from __future__ import annotations
