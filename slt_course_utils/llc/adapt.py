@@ -132,7 +132,7 @@ def probe_curvature(prob: Problem, nbeta: float, localization: float, eigs: Tens
     energy = math.nan
     for _ in range(12):
         energy = nbeta * float((prob.full_loss(w0[None] + sigma * xi) - prob.loss_star).mean())
-        if not energy > w0.numel() / 2:  # NaN/inf counts as too far
+        if math.isfinite(energy) and energy <= w0.numel() / 2:  # NaN/inf counts as too far
             break
         sigma /= 2
     info["probe_energy"] = energy

@@ -142,10 +142,11 @@ def estimate_llc(
 
     Samplers (``sampler``), all on the localised tempered posterior ∝ exp(−nβL − γ/2|w − w*|²):
     ``"sgld"`` (default), ``"rmsprop_sgld"`` (diagonal RMSProp preconditioning as devinterp
-    1.3, α = 0.99, eps = 0.1, adapted during the burn-in and then frozen, so that the draws come
-    from a fixed-preconditioner Langevin chain whose law is the target up to the ε-bias; devinterp
-    keeps adapting and read +7–19% high, see benchmarks/calibrate_llc_results.md), ``"mala"`` (SGLD proposal with a Metropolis correction: exact
-    at any ε, full batches only; costs one extra gradient evaluation per rejected proposal's
+    1.3, α = 0.99, eps = 0.1, adapted during the burn-in (throughout if num_burnin_steps=0) and
+    then frozen, so that the draws come from a fixed-preconditioner Langevin chain whose law is
+    the target up to the ε-bias; devinterp keeps adapting and read +7–19% high, see
+    benchmarks/calibrate_llc_results.md), ``"mala"`` (SGLD proposal with a Metropolis correction:
+    exact at any ε, full batches only; costs one extra gradient evaluation per rejected proposal's
     worth of mixing). See :mod:`slt_course_utils.llc.kernels`.
 
     Defaults and what they cost:
@@ -257,8 +258,8 @@ def estimate_llc(
     hyper = Hyper(lr_t, nb_t, loc_t, w_star)
     if not auto:
         state = kernel.init(position, grad_fn, hyper)
-    if kernel.name == "rmsprop_sgld":  # V adapts during the burn-in only, then the preconditioner is fixed
-        state = state._replace(adapt_steps=num_burnin_steps)
+    if kernel.name == "rmsprop_sgld" and num_burnin_steps > 0:  # V adapts during the burn-in only, then P is
+        state = state._replace(adapt_steps=num_burnin_steps)  # fixed; without burn-in it adapts throughout
     if eigs is not None and kernel.name == "sgld":
         bias = predicted_sgld_bias(eigs, float(nb_v), float(loc_v), float(lr_v))
         diagnostics["predicted_lr_bias"] = bias

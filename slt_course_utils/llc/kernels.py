@@ -16,7 +16,7 @@ one uniform per chain.
 - :data:`rmsprop_sgld`: V ← αV + (1 − α)(∇L)², P = 1/(√V + eps),
   w ← w − (ε/2) P∇U(w) + √(εP) ξ (Li et al. 2016; devinterp 1.3's ``rmsprop_sgld``, α = 0.99,
   eps = 0.1; Hitchcock & Hoogland arXiv 2507.21449). V is updated for the state's
-  ``adapt_steps`` steps and then **frozen** (``estimate_llc`` sets it to the burn-in length): with
+  ``adapt_steps`` steps and then **frozen** (``estimate_llc`` sets it to the burn-in length, if > 0): with
   P fixed the chain is preconditioned Langevin, whose stationary law is the target up to the
   O(ε) discretisation bias. While V moves, P depends on the chain's recent path and the law
   is not the target (Li et al.'s Γ term is only one part of that): measured +7% (d = 5
