@@ -498,3 +498,27 @@ def test_minibatch_gather_equals_advanced_indexing():
         x = torch.randn(shape, generator=g)
         idx = torch.randint(0, 50, (7, 11), generator=g)
         assert torch.equal(_gather(x, idx), x[idx])
+
+
+def test_above_the_hessian_budget_auto_lr_uses_power_iteration_and_skips_the_hessian():
+    # Linear(25 → 25) without bias: d = 625, n = 1000, d²·n = 3.9e8 > HESSIAN_BUDGET (3e8). The loss
+    # ½‖Wx − y‖² (summed over outputs, averaged over samples) has Hessian I ⊗ XᵀX/n: max eig known exactly.
+    from slt_course_utils import dln
+    from slt_course_utils.llc import adapt
+
+    g = torch.Generator().manual_seed(0)
+    model = nn.Linear(25, 25, bias=False)
+    x = torch.randn(1000, 25, generator=g)
+    with torch.no_grad():
+        y = model(x) + 0.1 * torch.randn(1000, 25, generator=g)
+        model.weight.copy_(torch.linalg.lstsq(x, y).solution.T)  # w* = the least-squares minimum
+    assert not adapt.hessian_affordable(625, 1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = estimate_llc(model, (x, y), dln.dln_loss, num_chains=2, num_draws=20, seed=0, **FAST)
+    probe = res.diagnostics["lr_auto"]["initial_curvature"]
+    h_max = float(torch.linalg.eigvalsh(x.T @ x / 1000).max())
+    assert probe["method"] == "power iteration at w*"
+    # power iteration (10 steps) gives a Rayleigh quotient: ≤ h_max, and here within 10% of it
+    assert 0.9 * h_max <= probe["curvature_at_center"] <= 1.0001 * h_max
+    assert "lambda_quadratic" not in res.diagnostics and "mean_curvature" in res.diagnostics  # Hutchinson check
