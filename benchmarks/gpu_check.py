@@ -6,7 +6,9 @@ Runs the reading notebooks of chapters 07 and 08 as plain scripts (their code ce
 in one namespace; IPython magics and the widget cells skipped; every figure saved as
 ``DIR/<notebook>_cell<i>_<n>.png``) so that no Jupyter is needed on the GPU machine, and times
 each cell. ``sweep`` re-estimates the largest deep linear network of chapter 08 at three
-step sizes around the chapter's rule ε = 1e-4 (75/d)^{1/4}; ``long`` runs the three largest with
+step sizes around the heuristic ε = 1e-4 (75/d)^{1/4} (the chapter itself now takes ε from
+``dln.quadratic_calibration``, the 2%-bias rule, whose (H₁H_{L+1})² Hessian is out of reach at these
+sizes); ``long`` runs the three largest with
 ε ∝ d^{-1/2} (the decay of Furman & Lau's step sizes) and 16 000 draws, printing λ̂ over
 successive windows of draws to show whether the traces level off. The devinterp comparison is
 ``benchmarks/llc_vs_devinterp.py --device cuda`` (run it separately; it needs devinterp).
@@ -76,7 +78,7 @@ def _dln_task(widths: list[int], r: int):
 
 
 def step_size_sweep(device: str) -> None:
-    """λ̂ of the largest DLN of chapter 08 at ε × {0.5, 1, 2} of the chapter's rule."""
+    """λ̂ of the largest DLN of chapter 08 at ε × {0.5, 1, 2} of the heuristic ε = 1e-4 (75/d)^{1/4}."""
     from slt_course_utils import dln
     from slt_course_utils.llc import estimate_llc
 

@@ -75,7 +75,12 @@ def num_parameters(widths: Sequence[int]) -> int:
 
 
 def exact_llc(widths: Sequence[int], true_rank: int) -> Fraction:
-    """λ of a deep linear network at a true parameter of rank r (Aoyagi 2024, Theorem 1)."""
+    """The global λ of a deep linear network whose truth has rank r (Aoyagi 2024, Theorem 1).
+
+    This is the learning coefficient at the *most singular* true parameter
+    (:func:`most_singular_true_network`); at a generic true point the local λ can be larger
+    (:func:`local_llc`, e.g. H₁H_{L+1}/2 at :func:`random_true_network`'s teacher).
+    """
     return rlct_deep_linear_network(_check_widths(widths), true_rank)[0]
 
 

@@ -28,7 +28,7 @@ def _only_imports(source: str) -> bool:
 
 def _cut(path, folder):
     nb = nbformat.read(path, as_version=4)
-    first = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader"))
+    first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.metadata.get("nbgrader"))
     keep = [c for i, c in enumerate(nb.cells) if c.cell_type == "code" and (
         i < first or c.metadata.get("nbgrader", {}).get("solution") or c.metadata.get("nbgrader", {}).get("grade")
         or _only_imports(c.source))]

@@ -4,9 +4,9 @@ Optional: runs only where nbgrader is installed (``pip install nbgrader``; it is
 course's pins). The solution notebook's nbgrader metadata must be enough for nbgrader to release the
 exercises we generate, and to give the solution full marks and the release zero.
 
-Chapter 07, the chapter of the run by hand: chapters 00–05 have Markdown "Your derivation" cells
-with ``### BEGIN SOLUTION`` regions but no nbgrader metadata, which generate_assignment rejects
-("Solution region detected in a non-solution cell").
+Chapter 07, the chapter of the run by hand. Chapters 00–05's Markdown "Your derivation" cells carry
+nbgrader metadata as manually graded answers with 0 points (generate_assignment rejects a solution
+region in a cell without it); an instructor who wants them to count sets their points.
 """
 
 from __future__ import annotations

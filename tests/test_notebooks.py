@@ -119,7 +119,8 @@ def test_checked_outputs_hold_on_any_machine(path):
 @pytest.mark.parametrize("path", notebooks(EXERCISES), ids=ids)
 def test_exercises_are_unexecuted_and_hold_no_solutions(path):
     nb = nbformat.read(path, as_version=4)
-    graded = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    # code check cells; Markdown derivations are nbgrader "manually graded answers" (0 points by default)
+    graded = [c for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]
     assert 4 <= len(graded) <= 10, f"{path.name}: {len(graded)} graded exercises (the course plan asks for 4–10)"
     for cell in nb.cells:
         assert BEGIN_SOLUTION not in cell.source

@@ -78,14 +78,15 @@ def initial_lr(nbeta: float, localization: float, curvature: float, tol: float =
 
 def _hvp(prob: Problem, points: Tensor, vecs: Tensor) -> Tensor:
     """∇²L_n(w_j)·v_j for every row j (forward-over-reverse, summed over data chunks)."""
-    def hv(w: Tensor, v: Tensor, xb: Tensor, yb: Tensor) -> Tensor:
-        return torch.func.jvp(lambda u: torch.func.grad(prob.loss_flat)(u, xb, yb), (w,), (v,))[1]
+    loss = prob._reduced_loss()  # the sampled coordinates only (``restrict``)
+
+    def hv(w: Tensor, v: Tensor, xb: Any, yb: Tensor | None) -> Tensor:
+        return torch.func.jvp(lambda u: torch.func.grad(loss)(u, xb, yb), (w,), (v,))[1]
 
     batched = torch.func.vmap(hv, in_dims=(0, 0, None, None))
     out = torch.zeros_like(points)
-    for s in range(0, prob.n_data, prob.chunk):
-        xb, yb = prob.x[s : s + prob.chunk], prob.y[s : s + prob.chunk]
-        out = out + batched(points, vecs, xb, yb) * len(xb)
+    for xb, yb, m in prob._chunks():
+        out = out + batched(points, vecs, xb, yb) * m
     return out / prob.n_data
 
 

@@ -99,7 +99,7 @@ def plot_calibration(table: Mapping[str, Any], ax: Any = None, *, title: str | N
         for j in range(mean.shape[1]):
             text = "diverged" if not np.isfinite(mean[i, j]) else f"{mean[i, j]:.3g}\n±{table['stderr'][i, j]:.2g}"
             ax.text(j, i, text, ha="center", va="center", fontsize=8, color="k" if not np.isfinite(mean[i, j]) else "w")
-    ax.set_xticks(range(mean.shape[1]), [f"{v:.3g}" for v in table[vary]])
+    ax.set_xticks(range(mean.shape[1]), [f"{v:.6g}" if 1e-3 <= abs(v) < 1e6 else f"{v:.0e}" for v in table[vary]])
     ax.set_yticks(range(mean.shape[0]), [f"{v:.0e}" for v in table["lr"]])
     ax.set_xlabel("γ (localization)" if vary == "localization" else "nβ")
     ax.set_ylabel("ε (lr)")

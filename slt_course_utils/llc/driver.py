@@ -46,6 +46,7 @@ class Run:
     acc_cnt: Tensor | None = None
     sq_grad_sum: Tensor | None = None  # Σ_steps (∇U·P∇U − γ ΣP), for the step-size rule
     steps: int = 0
+    observables: dict[str, Tensor] = field(default_factory=dict)  # name → (chains, draws, *S) float64
 
 
 def run_chains(
@@ -59,15 +60,20 @@ def run_chains(
     num_draws: int,
     num_steps_bw_draws: int,
     threshold: float | Tensor,
-    loss_star: float,
+    loss_star: float | Tensor,
     record_fn: Callable[[Tensor], Tensor] | None = None,
+    observe_fn: Callable[[Tensor], dict[str, Tensor]] | None = None,
     strict: bool = False,
     progress: bool | None = None,
     track_curvature: bool = False,
     freeze: bool = True,
     desc: str = "SGLD",
 ) -> Run:
-    """Run ``kernel`` on all chains; see the module docstring. ``freeze=False`` raises on any divergence."""
+    """Run ``kernel`` on all chains; see the module docstring. ``freeze=False`` raises on any divergence.
+
+    ``loss_star`` is L_n(w*), one float or one value per chain (a trajectory of checkpoints);
+    ``observe_fn(positions) -> {name: (chains, *S)}`` is recorded at every draw (NaN for frozen chains).
+    """
     C = state.position.shape[0]
     dev = state.position.device
     D, k = num_draws, num_steps_bw_draws
@@ -82,6 +88,10 @@ def run_chains(
     prev: tuple[Tensor, Tensor, Tensor] | None = None  # (w_t, ∇U_t, U_t) for the SGLD acceptance
     langevin = kernel.name == "sgld"
     center = hyper.center.expand(C, -1) if hyper.center.ndim == 2 else hyper.center
+    star_t = loss_star.to(dev) if isinstance(loss_star, Tensor) else None
+
+    def star_like(losses: Tensor) -> Tensor:
+        return star_t.to(losses.dtype) if star_t is not None else torch.full_like(losses, loss_star)
     bar = _progress_bar(range(total), desc=f"{desc} ({C} chains)", enabled=progress)
     for step in bar:
         new_state, info = kernel.step(state, grad_fn, hyper, generator)
@@ -93,7 +103,7 @@ def run_chains(
                 run.diverged.append({"chain": c, "step": step, "draw": draw, "loss": float(losses[c])})
                 where = f"draw {draw} (step {step})" if draw is not None else f"burn-in step {step}"
                 msg = (f"{kernel.name} chain {c} diverged at {where}: loss {float(losses[c]):.4g} vs "
-                       f"L(w*) = {loss_star:.4g} (threshold {_fmt(threshold, c)}).")
+                       f"L(w*) = {_fmt(loss_star, c)} (threshold {_fmt(threshold, c)}).")
                 if strict or not freeze:
                     raise LLCDivergenceError(msg + " strict=True: lower lr or raise localization.")
                 warnings.warn(msg + " The chain is frozen and excluded from λ̂; try a smaller lr "
@@ -109,7 +119,7 @@ def run_chains(
                 )
             prev = None
         if not all_active:
-            losses = torch.where(active, losses, torch.full_like(losses, loss_star))
+            losses = torch.where(active, losses, star_like(losses))
 
         if langevin and prev is not None:
             w_t, G_t, U_t = prev
@@ -130,6 +140,8 @@ def run_chains(
             draw = (step - num_burnin_steps) // k
             rec = losses if record_fn is None else record_fn(info.position)
             loss_trace[:, draw] = rec if all_active else torch.where(active, rec, torch.nan)
+            if observe_fn is not None:
+                _observe(run, observe_fn(info.position), draw, D, active, all_active)
 
         if langevin and step >= num_burnin_steps and step % MALA_EVERY == 0:
             prev = (info.position, info.grad_potential, potential(info.position, losses, hyper))
@@ -140,8 +152,22 @@ def run_chains(
         run.steps += 1
     for item in run.diverged:  # a diverged chain's whole trace is dropped
         loss_trace[item["chain"]] = math.nan
+        for trace in run.observables.values():
+            trace[item["chain"]] = math.nan
     run.state, run.active = state, active
     return run
+
+
+def _observe(run: Run, values: dict[str, Tensor], draw: int, D: int, active: Tensor, all_active: bool) -> None:
+    """Store one draw of every observable, (chains, *S) → run.observables[name][:, draw]."""
+    for name, v in values.items():
+        v = v.detach().double().cpu()
+        if name not in run.observables:
+            run.observables[name] = torch.full((v.shape[0], D, *v.shape[1:]), math.nan, dtype=torch.float64)
+        if not all_active:
+            keep = active.cpu().view(-1, *([1] * (v.ndim - 1)))
+            v = torch.where(keep, v, torch.nan)
+        run.observables[name][:, draw] = v
 
 
 def _accumulate(run: Run, active: Tensor, a: Tensor) -> None:

@@ -16,8 +16,19 @@ from slt_course_utils.device import get_device
 from slt_course_utils.llc import adapt
 from slt_course_utils.llc.convergence import convergence_diagnostics
 from slt_course_utils.llc.driver import Run, run_chains
-from slt_course_utils.llc.kernels import KERNELS, Hyper
-from slt_course_utils.llc.problem import LossFn, as_tensors, build_problem, is_int
+from slt_course_utils.llc.kernels import KERNELS, Hyper, Kernel
+from slt_course_utils.llc.observables import Observable, make_observer
+from slt_course_utils.llc.problem import (
+    Batch,
+    EvaluateFn,
+    LossFn,
+    Problem,
+    as_batch,
+    as_tensors,
+    batch_len,
+    build_problem,
+    is_int,
+)
 from slt_course_utils.llc.quadratic import BIAS_WARN, predicted_sgld_bias
 from slt_course_utils.llc.quadratic import check_localization as localization_check
 from slt_course_utils.llc.result import LLCResult
@@ -105,11 +116,29 @@ def _hyper_tensor(v: float | Tensor, like: Tensor) -> float | Tensor:
     return v.to(dtype=like.dtype, device=like.device) if isinstance(v, Tensor) else v
 
 
+def split_data(data: Any, loss_fn: LossFn | None, evaluate: EvaluateFn | None) -> tuple[Batch, Tensor | None]:
+    """(inputs, targets) for ``loss_fn``, or (the batch structure, None) for ``evaluate``."""
+    if evaluate is not None and loss_fn is not None:
+        raise TypeError("pass either loss_fn(output, target) or evaluate=(model, batch) -> loss, not both.")
+    if evaluate is None and loss_fn is None:
+        raise TypeError("estimate_llc needs a loss: loss_fn(output, target) (the mean loss over the batch), or "
+                        "evaluate=(model, batch) -> mean loss for dict batches and multi-input models.")
+    if evaluate is None:
+        return as_tensors(data)
+    if isinstance(data, DataLoader):
+        raise TypeError("with evaluate=, pass the data as a tensor or a tuple/list/dict of tensors (not a "
+                        "DataLoader); minibatches are drawn by the sampler (batch_size=).")
+    return as_batch(data), None
+
+
 def estimate_llc(
     model: nn.Module,
-    data: tuple[Tensor, Tensor] | DataLoader,
-    loss_fn: LossFn,
+    data: tuple[Tensor, Tensor] | DataLoader | Batch,
+    loss_fn: LossFn | None = None,
     *,
+    evaluate: EvaluateFn | None = None,
+    restrict: list[str] | dict[str, Tensor] | None = None,
+    observables: dict[str, Observable] | None = None,
     sampler: str = "sgld",
     n: int | None = None,
     num_chains: int = 8,
@@ -177,14 +206,25 @@ def estimate_llc(
       never touched). Order per step: minibatch indices (chains, B) when minibatching, then the
       noise (chains, d) (then MALA's uniforms (chains,)).
 
+    Refined LLCs and observables (Wang et al. arXiv 2410.02984; Baker et al. 2504.18274):
+
+    - ``restrict``: parameter names (or module prefixes) or a dict name → bool mask. Only those
+      coordinates are sampled; every other one stays exactly at w* (no noise, no localisation), so
+      λ̂ is the weight-refined LLC of that component. For the data-refined LLC pass the other data set.
+    - ``evaluate(model, batch) -> mean loss`` replaces ``loss_fn`` (``data`` is then a tensor or a
+      tuple/list/dict of tensors sharing dim 0): dict batches, multi-input models, extra terms.
+    - ``observables``: dict name → f(params) recorded at every draw (``result.observables[name]``,
+      (chains, draws, *S)); :func:`~slt_course_utils.llc.observables.sample_losses` gives the
+      per-sample losses of a probe set.
+
     Failures: a chain whose loss is NaN/inf or exceeds L(w*) + ``divergence_factor``·(|L(w*)|
     + d/nβ) is frozen, named in a warning and excluded; if all chains diverge, or any with
     ``strict=True``, :class:`LLCDivergenceError` is raised. A negative mean warns that w* may
     not be a local minimum. With ``check_localization`` the Hessian at w* (d ≤ 2000 and
     d²·n ≤ 3e8, ``llc.adapt.HESSIAN_BUDGET``; a Hutchinson trace above) warns when γ dominates nβ·curvature.
     """
-    x, y = as_tensors(data)
-    n_data = len(x)
+    x, y = split_data(data, loss_fn, evaluate)
+    n_data = batch_len(x)
     n = n_data if n is None else n
     if num_burnin_steps is None:
         valid_sizes = is_int(num_draws) and is_int(num_steps_bw_draws)
@@ -213,7 +253,8 @@ def estimate_llc(
 
     dev = _as_device(device)
     chunk = eval_batch_size or n_data
-    prob = build_problem(model, x, y, loss_fn, dev, chunk)
+    prob = build_problem(model, x, y, loss_fn, dev, chunk, evaluate=evaluate, restrict=restrict)
+    observe_fn, obs_star = make_observer(prob, observables, dev)
     loss_star, d, w_star = prob.loss_star, prob.d, prob.w_star
     gen = torch.Generator(device=dev).manual_seed(int(seed))
     diagnostics: dict[str, Any] = {}
@@ -236,24 +277,18 @@ def estimate_llc(
         "batch_size": batch_size, "draw_loss": draw_loss, "seed": int(seed), "device": str(dev),
         "dtype": str(w_star.dtype), "num_params": d, "divergence_factor": divergence_factor,
         "divergence_threshold": _plain(threshold), "lr_auto": auto,
+        "restrict": _describe_restrict(restrict), "num_params_total": sum(prob.numels),
     }
     if compile:  # compile outside the timed loop, without touching the random stream
         hp["compile_time_s"] = warm_up(C)
     position = w_star.unsqueeze(0).repeat(C, 1)
     t0 = time.perf_counter()
     if auto:
-        probe = adapt.probe_curvature(prob, float(nb_v), float(loc_v), eigs, int(seed))
-        lr0 = adapt.initial_lr(float(nb_v), float(loc_v), probe["curvature"])
-        full_grad, _ = prob.grad_fn(None, gen) if minibatch else (grad_fn, None)
-        hyper0 = Hyper(lr0, nb_t, loc_t, w_star)
-        window = max(adapt.MIN_WINDOW, num_burnin_steps // adapt.WINDOWS)
-        lr_v, state, evidence = adapt.auto_lr(kernel, kernel.init(position, full_grad, hyper0), full_grad,
-                                              hyper0, gen, lr0=lr0, window=window, threshold=threshold,
-                                              loss_star=loss_star)
-        if minibatch:
-            state = kernel.init(state.position, grad_fn, hyper0)
+        lr_v, state, evidence = choose_lr(prob, kernel, float(nb_v), float(loc_v), eigs, gen, position,
+                                          num_burnin_steps=num_burnin_steps, threshold=threshold,
+                                          grad_fn=grad_fn, minibatch=minibatch)
         hp["lr"] = lr_v
-        diagnostics["lr_auto"] = {**evidence, "initial_lr": lr0, "initial_curvature": probe}
+        diagnostics["lr_auto"] = evidence
     lr_t = _hyper_tensor(lr_v, w_star)
     hyper = Hyper(lr_t, nb_t, loc_t, w_star)
     if not auto:
@@ -271,10 +306,38 @@ def estimate_llc(
     record = prob.full_loss if (draw_loss == "full" and minibatch) else None
     run = run_chains(kernel, state, grad_fn, hyper, gen, num_burnin_steps=num_burnin_steps,
                      num_draws=num_draws, num_steps_bw_draws=num_steps_bw_draws, threshold=threshold,
-                     loss_star=loss_star, record_fn=record, strict=strict, progress=progress,
-                     desc=kernel.name.upper())
+                     loss_star=loss_star, record_fn=record, observe_fn=observe_fn, strict=strict,
+                     progress=progress, desc=kernel.name.upper())
     elapsed = time.perf_counter() - t0
-    return summarize_run(run, nb_v, loss_star, hp, diagnostics, elapsed)
+    res = summarize_run(run, nb_v, loss_star, hp, diagnostics, elapsed)
+    res.observables, res.observables_star = run.observables, obs_star
+    return res
+
+
+def choose_lr(prob: Problem, kernel: Kernel, nbeta: float, localization: float, eigs: Tensor | None,
+              gen: torch.Generator, position: Tensor, *, num_burnin_steps: int, threshold: float,
+              grad_fn: Any, minibatch: bool) -> tuple[float, Any, dict[str, Any]]:
+    """``lr="auto"``: (ε, the adapted state for ``grad_fn``, evidence) from :func:`adapt.auto_lr` on full batches."""
+    probe = adapt.probe_curvature(prob, nbeta, localization, eigs, int(gen.initial_seed()))
+    lr0 = adapt.initial_lr(nbeta, localization, probe["curvature"])
+    full_grad, _ = prob.grad_fn(None, gen) if minibatch else (grad_fn, None)
+    center = prob.w_star
+    hyper0 = Hyper(lr0, _hyper_tensor(nbeta, center), _hyper_tensor(localization, center), center)
+    window = max(adapt.MIN_WINDOW, num_burnin_steps // adapt.WINDOWS)
+    lr_v, state, evidence = adapt.auto_lr(kernel, kernel.init(position, full_grad, hyper0), full_grad,
+                                          hyper0, gen, lr0=lr0, window=window, threshold=threshold,
+                                          loss_star=prob.loss_star)
+    if minibatch:
+        state = kernel.init(state.position, grad_fn, hyper0)
+    return lr_v, state, {**evidence, "initial_lr": lr0, "initial_curvature": probe}
+
+
+def _describe_restrict(restrict: Any) -> Any:
+    if restrict is None:
+        return None
+    if isinstance(restrict, dict):
+        return {k: int(torch.as_tensor(m).sum()) for k, m in restrict.items()}
+    return list(restrict)
 
 
 def _plain(v: Any) -> Any:
