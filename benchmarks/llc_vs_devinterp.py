@@ -165,12 +165,13 @@ def main() -> None:
             print(f"| {name} | {chains} | {t_ref:.2f} | {t_ours:.3f} | {t_ref / t_ours:.1f}× | {t_comp:.2f} / "
                   f"{t_sampling:.3f} | {t_ref / t_sampling:.1f}× | {fmt(m1, s1)} | {fmt(m2, s2)} | {agree} |", flush=True)
     if not args.device.startswith("cuda"):  # the batched calibration grid (CPU): one call vs 36
-        from calibrate_llc_grid import grid_row
+        from calibrate_llc_grid import HEADER, grid_row
 
-        print("\n| task | grid | 36 calls (s) | one batched call (s) | speed-up | cells agreeing (4σ) |")
-        print("|---|---|---|---|---|---|")
+        print("\nA 6×6 grid × 8 chains: 36 estimate_llc calls vs one calibration_sweep call\n")
+        print(HEADER)
         for name, (model, x, y, _, _hp) in built.items():
-            print(grid_row(name, model, x, y, draws=args.draws, batch_size=args.batch_size), flush=True)
+            print(grid_row(name, model, x, y, draws=args.draws, batch_size=args.batch_size,
+                           compiled=not args.no_compile), flush=True)
     if args.course_only_chains:
         print(f"\n| task | chains | course (s) | µs per chain-step | λ̂ course |  ({args.device}, eager)")
         print("|---|---|---|---|---|")

@@ -290,7 +290,7 @@ def quadratic_calibration(net: nn.Module | Sequence[Tensor], x: Tensor, nbeta: f
     instrument's quadratic formulas (:mod:`slt_course_utils.llc.quadratic`): the target is what λ̂
     converges to at this nβ and γ where the point is Morse–Bott (it tends to rank/2 as nβ → ∞);
     ε solves Σwᵢ/(1 − εaᵢ/4)/Σwᵢ − 1 = bias (bisection in log ε) — what ``lr="auto"`` aims for,
-    without its adaptation windows (which build a d × d Hessian for d ≤ 2000).
+    without its adaptation windows (and the d × d Hessian it builds when d²·n ≤ 3e8).
     """
     from slt_course_utils.llc.quadratic import predicted_sgld_bias, quadratic_llc
 

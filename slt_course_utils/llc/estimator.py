@@ -19,7 +19,6 @@ from slt_course_utils.llc.driver import Run, run_chains
 from slt_course_utils.llc.kernels import KERNELS, Hyper, Kernel
 from slt_course_utils.llc.observables import Observable, make_observer
 from slt_course_utils.llc.problem import (
-    MAX_HESSIAN_DIM,
     Batch,
     EvaluateFn,
     LossFn,
@@ -172,15 +171,17 @@ def estimate_llc(
 
     Samplers (``sampler``), all on the localised tempered posterior ∝ exp(−nβL − γ/2|w − w*|²):
     ``"sgld"`` (default), ``"rmsprop_sgld"`` (diagonal RMSProp preconditioning as devinterp
-    1.3, α = 0.99, eps = 0.1; without the Γ correction its stationary law is not the target:
-    measured +7–19% high, see benchmarks/calibrate_llc_results.md), ``"mala"`` (SGLD proposal with a Metropolis correction: exact
-    at any ε, full batches only; costs one extra gradient evaluation per rejected proposal's
+    1.3, α = 0.99, eps = 0.1, adapted during the burn-in (throughout if num_burnin_steps=0) and
+    then frozen, so that the draws come from a fixed-preconditioner Langevin chain whose law is
+    the target up to the ε-bias; devinterp keeps adapting and read +7–19% high, see
+    benchmarks/calibrate_llc_results.md), ``"mala"`` (SGLD proposal with a Metropolis correction:
+    exact at any ε, full batches only; costs one extra gradient evaluation per rejected proposal's
     worth of mixing). See :mod:`slt_course_utils.llc.kernels`.
 
     Defaults and what they cost:
 
     - ``lr="auto"``: ε chosen by :func:`slt_course_utils.llc.adapt.auto_lr` so that SGLD's
-      discretisation bias is ≈ 2% (MALA uses the same ε and removes the rest); costs 6 extra windows of ≥ 50
+      discretisation bias is ≈ 2% (MALA uses the same ε and removes the rest); costs 6 (up to 12) windows of ≥ 50
       *full-batch* steps before the burn-in. A float (or a (chains,) tensor) fixes ε.
     - ``localization=1.0`` (γ): modest; the quadratic γ-bias is ½Σγ/(nβh + γ) (≪ 1 when
       nβh ≫ 1). Smaller γ lets chains wander further along flat directions (slower mixing).
@@ -198,7 +199,7 @@ def estimate_llc(
       SGLD computed on every 4th transition, never used to reject), R̂ and ESS of the loss
       traces and a drift test (:mod:`slt_course_utils.llc.convergence`), the predicted
       relative ε-bias of the quadratic model (``predicted_lr_bias``, when the Hessian at w* is
-      computed: d ≤ 2000 and ``check_localization``), and the ``lr="auto"`` evidence.
+      computed: d ≤ 2000, d²·n ≤ 3e8 and ``check_localization``), and the ``lr="auto"`` evidence.
     - ``compile=True`` compiles the per-step gradient with ``torch.compile`` (a few seconds once,
       then faster per step for small models; falls back to eager with a warning).
     - Random numbers come from one ``torch.Generator`` seeded with ``seed`` (the global RNG is
@@ -219,8 +220,8 @@ def estimate_llc(
     Failures: a chain whose loss is NaN/inf or exceeds L(w*) + ``divergence_factor``·(|L(w*)|
     + d/nβ) is frozen, named in a warning and excluded; if all chains diverge, or any with
     ``strict=True``, :class:`LLCDivergenceError` is raised. A negative mean warns that w* may
-    not be a local minimum. With ``check_localization`` the Hessian at w* (d ≤ 2000; a
-    Hutchinson trace above) warns when γ dominates nβ·curvature.
+    not be a local minimum. With ``check_localization`` the Hessian at w* (d ≤ 2000 and
+    d²·n ≤ 3e8, ``llc.adapt.HESSIAN_BUDGET``; a Hutchinson trace above) warns when γ dominates nβ·curvature.
     """
     x, y = split_data(data, loss_fn, evaluate)
     n_data = batch_len(x)
@@ -258,7 +259,7 @@ def estimate_llc(
     gen = torch.Generator(device=dev).manual_seed(int(seed))
     diagnostics: dict[str, Any] = {}
     eigs = None
-    if (check_localization or auto) and d <= MAX_HESSIAN_DIM and not per_chain_hyper:
+    if (check_localization or auto) and adapt.hessian_affordable(d, prob.n_data) and not per_chain_hyper:
         eigs = prob.hessian_eigenvalues()
     if check_localization and not per_chain_hyper:
         diagnostics.update(localization_check(prob, float(nb_v), float(loc_v), gen, eigs))
@@ -292,6 +293,8 @@ def estimate_llc(
     hyper = Hyper(lr_t, nb_t, loc_t, w_star)
     if not auto:
         state = kernel.init(position, grad_fn, hyper)
+    if kernel.name == "rmsprop_sgld" and num_burnin_steps > 0:  # V adapts during the burn-in only, then P is
+        state = state._replace(adapt_steps=num_burnin_steps)  # fixed; without burn-in it adapts throughout
     if eigs is not None and kernel.name == "sgld":
         bias = predicted_sgld_bias(eigs, float(nb_v), float(loc_v), float(lr_v))
         diagnostics["predicted_lr_bias"] = bias
@@ -315,9 +318,8 @@ def choose_lr(prob: Problem, kernel: Kernel, nbeta: float, localization: float, 
               gen: torch.Generator, position: Tensor, *, num_burnin_steps: int, threshold: float,
               grad_fn: Any, minibatch: bool) -> tuple[float, Any, dict[str, Any]]:
     """``lr="auto"``: (ε, the adapted state for ``grad_fn``, evidence) from :func:`adapt.auto_lr` on full batches."""
-    curvature = float(eigs.abs().max()) if eigs is not None and eigs.numel() else \
-        abs(prob.mean_curvature_hutchinson(gen))
-    lr0 = adapt.initial_lr(nbeta, localization, curvature)
+    probe = adapt.probe_curvature(prob, nbeta, localization, eigs, int(gen.initial_seed()))
+    lr0 = adapt.initial_lr(nbeta, localization, probe["curvature"])
     full_grad, _ = prob.grad_fn(None, gen) if minibatch else (grad_fn, None)
     center = prob.w_star
     hyper0 = Hyper(lr0, _hyper_tensor(nbeta, center), _hyper_tensor(localization, center), center)
@@ -327,7 +329,7 @@ def choose_lr(prob: Problem, kernel: Kernel, nbeta: float, localization: float, 
                                           loss_star=prob.loss_star)
     if minibatch:
         state = kernel.init(state.position, grad_fn, hyper0)
-    return lr_v, state, evidence
+    return lr_v, state, {**evidence, "initial_lr": lr0, "initial_curvature": probe}
 
 
 def _describe_restrict(restrict: Any) -> Any:
