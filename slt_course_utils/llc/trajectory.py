@@ -294,15 +294,20 @@ def _auto_per_checkpoint(prob: Any, kernel: Any, grad_fn: Any, centers: Tensor, 
     evidence_k = []
     for k in range(K):
         ok = [e for e in hist[k] if "curvature_T" in e]
-        pooled = ok[len(ok) // 2:]
-        lam_p = max(sum(e["lambda_window"] for e in pooled) / len(pooled), 0.01)
-        T_p = sum(e["curvature_T"] for e in pooled) / len(pooled)
-        if T_p > 0:
+        # as adapt.auto_lr: the later half of the windows, without those whose T ≤ 0 (chains still at w*)
+        pooled = [e for e in ok[len(ok) // 2:] if e["curvature_T"] > 0]
+        if pooled:
+            lam_p = max(sum(e["lambda_window"] for e in pooled) / len(pooled), 0.01)
+            T_p = sum(e["curvature_T"] for e in pooled) / len(pooled)
             lr_k[k] = 8 * tol * lam_p / T_p
+        else:  # no window reached equilibrium: keep the last step size that ran without diverging
+            lam_p, T_p = max(ok[-1]["lambda_window"], 0.01), ok[-1]["curvature_T"]
+            lr_k[k] = ok[-1]["lr"]
         evidence_k.append({"rule": f"ε = 8·tol·λ/T per checkpoint, T = E[∇UᵀP∇U] − γ·trP (tol = {tol})",
                            "target_bias": tol, "windows": hist[k], "window_length": window,
                            "restarts": int(restarts[k]), "lambda_pooled": lam_p, "curvature_T_pooled": T_p,
-                           "predicted_bias": float(lr_k[k]) * T_p / (8 * lam_p)})
+                           "predicted_bias": float(lr_k[k]) * T_p / (8 * lam_p) if T_p > 0 else float("nan"),
+                           "pooled_windows": len(pooled)})
     return lr_k, state, {"per_checkpoint": evidence_k}
 
 
