@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from slt_course_utils._validate import positive_float, positive_int
+from slt_course_utils._validate import nonnegative_float, positive_float, positive_int
 from slt_course_utils.progress import progress as _progress
 
 __all__ = ["ModularMLP", "GrokkingRun", "modular_addition_data", "train_modular_addition"]
@@ -31,7 +31,8 @@ def modular_addition_data(p: int = 53, train_frac: float = 0.4, *, seed: int = 0
     p = positive_int("p", p)
     if p < 2:
         raise ValueError(f"p must be at least 2, got {p}.")
-    if not 0 < float(train_frac) < 1:
+    train_frac = positive_float("train_frac", train_frac)
+    if not train_frac < 1:
         raise ValueError(f"train_frac must lie strictly between 0 and 1, got {train_frac}.")
     a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
     x = torch.stack([a.flatten(), b.flatten()], 1)
@@ -82,9 +83,8 @@ def train_modular_addition(data: dict[str, Tensor], steps: list[int] | tuple[int
     steps = sorted({positive_int("each checkpoint step", s) for s in steps})
     if not steps:
         raise ValueError("steps must name at least one training step at which to keep a checkpoint.")
-    positive_float("lr", lr)
-    if not weight_decay >= 0:
-        raise ValueError(f"weight_decay must be ≥ 0, got {weight_decay}.")
+    lr = positive_float("lr", lr)
+    weight_decay = nonnegative_float("weight_decay", weight_decay)
     torch.manual_seed(seed)
     model = ModularMLP(p, embed_dim, hidden)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))

@@ -168,6 +168,7 @@ def _cases() -> list[Case]:  # noqa: PLR0915 — one long table
         dln,
         fisher,
         free_energy,
+        grokking,
         models,
         phase_transitions,
         plotting,
@@ -338,6 +339,15 @@ def _cases() -> list[Case]:  # noqa: PLR0915 — one long table
              {"init": "tensor_any_dtype", "step_size": "pos_float", "num_leapfrog": "pos_int", "num_samples": "pos_int"}),
         Case("sampling.effective_sample_size", sampling.effective_sample_size,
              lambda: {"x": torch.randn(2, 50, 1, generator=torch.Generator().manual_seed(0))}, {"x": "tensor_any_dtype"}),
+        # grokking
+        Case("grokking.modular_addition_data", grokking.modular_addition_data,
+             lambda: {"p": 5, "train_frac": 0.4, "seed": 0}, {"p": "pos_int", "train_frac": "pos_float"}),
+        Case("grokking.ModularMLP", grokking.ModularMLP, lambda: {"p": 5, "embed_dim": 3, "hidden": 4},
+             {"p": "pos_int", "embed_dim": "pos_int", "hidden": "pos_int"}),
+        Case("grokking.train_modular_addition", grokking.train_modular_addition,
+             lambda: {"data": grokking.modular_addition_data(5), "steps": [1, 2], "p": 5, "embed_dim": 3, "hidden": 4,
+                      "lr": 1e-3, "weight_decay": 1.0, "progress": False},
+             {"lr": "pos_float", "weight_decay": "nonneg_float"}),
         # tms
         Case("tms.ToyModelOfSuperposition", tms.ToyModelOfSuperposition,
              lambda: {"c": 6, "m": 2, "init_scale": 0.1, "W": None, "b": None}, {"c": "pos_int", "m": "pos_int",
