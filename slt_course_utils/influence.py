@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from slt_course_utils._validate import float64_tensor, nonnegative_float, positive_float
+
 __all__ = [
     "bayesian_influence",
     "draws_covariance",
@@ -124,11 +126,10 @@ def linear_regression_posterior(X: Tensor, y: Tensor, nbeta: float, localization
     ∝ exp(−nβL_n(w) − γ/2|w − w*|²) = N(w*, (nβH + γI)⁻¹), H = ∇²L_n = 2XᵀX/n, w* = argmin L_n
     (least squares; at the minimiser the localisation does not move the mean).
     """
-    X, y = torch.as_tensor(X, dtype=torch.float64), torch.as_tensor(y, dtype=torch.float64).reshape(-1)
+    X, y = float64_tensor("X", X), float64_tensor("y", y).reshape(-1)
     if X.ndim != 2 or len(X) != len(y):
         raise ValueError(f"X must be (n, d) and y (n,), got {tuple(X.shape)} and {tuple(y.shape)}.")
-    if not nbeta > 0 or not localization >= 0:
-        raise ValueError(f"need nbeta > 0 and localization ≥ 0, got {nbeta} and {localization}.")
+    nbeta, localization = positive_float("nbeta", nbeta), nonnegative_float("localization", localization)
     n, d = X.shape
     w_star = torch.linalg.lstsq(X, y[:, None]).solution[:, 0]
     H = 2 * X.T @ X / n
@@ -157,13 +158,11 @@ def exact_loss_kernel_linear_regression(X_probe: Tensor, y_probe: Tensor, w_star
 def gaussian_susceptibility(hessian: Tensor, probe_hessian: Tensor, nbeta: float, localization: float) -> Tensor:
     """χ = −Cov(½δᵀHδ, ½δᵀ(H_P − H)δ) = −½tr(HΣ(H_P − H)Σ), Σ = (nβH + γI)⁻¹: exact at a true point
     where the restricted losses are quadratics with no linear term (φ = L_n − L_n(w*), ℓ_P − L_n)."""
-    H = torch.as_tensor(hessian, dtype=torch.float64)
-    HP = torch.as_tensor(probe_hessian, dtype=torch.float64)
+    H, HP = float64_tensor("hessian", hessian), float64_tensor("probe_hessian", probe_hessian)
     if H.ndim != 2 or H.shape != HP.shape or H.shape[0] != H.shape[1]:
         raise ValueError(f"hessian and probe_hessian must be square of one shape, got {tuple(H.shape)} and "
                          f"{tuple(HP.shape)}.")
-    if not nbeta > 0 or not localization >= 0:
-        raise ValueError(f"need nbeta > 0 and localization ≥ 0, got {nbeta} and {localization}.")
+    nbeta, localization = positive_float("nbeta", nbeta), nonnegative_float("localization", localization)
     Sigma = torch.linalg.inv(nbeta * H + localization * torch.eye(len(H), dtype=torch.float64))
     zero = torch.zeros(len(H), dtype=torch.float64)
     return -gaussian_quadratic_covariance(H, zero, HP - H, zero, Sigma)

@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from slt_course_utils._validate import float64_tensor, nonnegative_float, positive_float
+
 __all__ = [
     "dln_layer_llc",
     "localized_quadratic_target",
@@ -123,10 +125,10 @@ def localized_quadratic_target(hessian: Tensor, nbeta: float, localization: floa
     Exact for L_n(w*+δ) = L_n(w*) + ½δᵀHδ under N(0, (nβH + γI)⁻¹): E[½δᵀHδ] = ½ tr(H (nβH + γI)⁻¹).
     Eigenvalues below 1e-12·max are treated as exact zeros (flat directions contribute 0).
     """
+    hessian = float64_tensor("hessian", hessian)
     if hessian.ndim != 2 or hessian.shape[0] != hessian.shape[1]:
         raise ValueError(f"hessian must be a square matrix, got shape {tuple(hessian.shape)}.")
-    if not nbeta > 0 or not localization >= 0:
-        raise ValueError(f"need nbeta > 0 and localization ≥ 0, got {nbeta} and {localization}.")
+    nbeta, localization = positive_float("nbeta", nbeta), nonnegative_float("localization", localization)
     h = torch.linalg.eigvalsh(hessian.to(torch.float64))
     h = h[h > 1e-12 * float(h.abs().max())] if h.numel() else h
     a = nbeta * h
@@ -163,7 +165,8 @@ def restricted_calibration(hessian: Tensor, nbeta: float, localization: float, *
     if not 0 < bias < 1:
         raise ValueError(f"bias must be a relative bias in (0, 1), e.g. 0.02, got {bias}.")
     target = localized_quadratic_target(hessian, nbeta, localization)
-    eigs = torch.linalg.eigvalsh(hessian.to(torch.float64))
+    nbeta, localization = float(nbeta), float(localization)
+    eigs = torch.linalg.eigvalsh(float64_tensor("hessian", hessian))
     lo, hi = 1e-12, 4 / (nbeta * float(eigs.max()) + localization)
     for _ in range(100):
         mid = (lo * hi) ** 0.5

@@ -65,12 +65,40 @@ def _corr(a, b):
     return (C.reshape(len(va), len(vb)) / (va[:, None] * vb[None, :]).sqrt()).reshape(C.shape)
 
 
+def _mask_one_level(model, names):  # a prefix only one module up: misses 'layers' → 'layers.0.weight'
+    return {k: torch.full(p.shape, k in names or k.rsplit(".", 1)[0] in names, dtype=torch.bool)
+            for k, p in model.named_parameters()}
+
+
+def _cov_flatten_all(a, b):  # flatten(2) breaks on a scalar observable (chains, draws)
+    A, B = a.flatten(2).flatten(0, 1).double(), b.flatten(2).flatten(0, 1).double()
+    A, B = A - A.mean(0), B - B.mean(0)
+    return (A.T @ B / (len(A) - 1)).reshape(*a.shape[2:], *b.shape[2:])
+
+
+def _cov_in_place(a, b):  # centres the caller's tensors (reshape and .double() of float64 are views)
+    A, B = a.reshape(a.shape[0] * a.shape[1], -1).double(), b.reshape(b.shape[0] * b.shape[1], -1).double()
+    A -= A.mean(0)
+    B -= B.mean(0)
+    return (A.T @ B / (len(A) - 1)).reshape(*a.shape[2:], *b.shape[2:])
+
+
+def _cov_numpy(a, b):
+    return SOL["draws_covariance"](a, b).numpy()
+
+
+def _gauss_halve_in_place(A, a, B, b, S):  # ¼tr(AΣBΣ): wrong, and it also halves the caller's A
+    A *= 0.5
+    return 0.5 * torch.trace(A @ S @ B @ S) + a @ S @ b
+
+
 CASES = {
     "check_restrict_mask": (
         SOL["restrict_mask"],
         {"startswith without the dot ('1' selects '11')": _mask_startswith,
          "masks only for the selected parameters": _mask_selected_only,
-         "True = frozen (inverted)": _mask_inverted},
+         "True = frozen (inverted)": _mask_inverted,
+         "a prefix only one module up ('layers' misses 'layers.0.weight')": _mask_one_level},
     ),
     "check_restricted_llc_target": (
         SOL["restricted_llc_target"],
@@ -82,7 +110,10 @@ CASES = {
         SOL["draws_covariance"],
         {"ddof = 0": _cov_ddof0,
          "centred per chain": _cov_per_chain,
-         "arguments swapped (transposed result)": _cov_transposed},
+         "arguments swapped (transposed result)": _cov_transposed,
+         "flatten(2) (breaks on a scalar observable)": _cov_flatten_all,
+         "centres its inputs in place": _cov_in_place,
+         "returns a NumPy array": _cov_numpy},
     ),
     "check_bayesian_influence": (
         SOL["bayesian_influence"],
@@ -95,6 +126,7 @@ CASES = {
              lambda losses, correlation=False: SOL["draws_covariance"](losses, losses),
          "correlation flag inverted":
              lambda losses, correlation=False: SOL["loss_kernel"](losses, correlation=not correlation),
+         "no default for correlation": lambda losses, correlation: SOL["loss_kernel"](losses, correlation=correlation),
          "ddof = 0": lambda losses, correlation=False: (
              SOL["loss_kernel"](losses, correlation=correlation)
              * (1 if correlation else (losses.shape[0] * losses.shape[1] - 1) / (losses.shape[0] * losses.shape[1])))},
@@ -103,14 +135,17 @@ CASES = {
         SOL["susceptibility"],
         {"−Cov(φ, ℓ_P): sampling loss not subtracted":
              lambda phi, probe, L: -SOL["draws_covariance"](phi, probe),
-         "+Cov (wrong sign)": lambda phi, probe, L: -SOL["susceptibility"](phi, probe, L)},
+         "+Cov (wrong sign)": lambda phi, probe, L: -SOL["susceptibility"](phi, probe, L),
+         "φ subtracted instead of L": lambda phi, probe, L: -SOL["draws_covariance"](phi, probe - phi[..., None]),
+         "φ ignored (L in its place)": lambda phi, probe, L: -SOL["draws_covariance"](L, probe - L[..., None])},
     ),
     "check_gaussian_quadratic_cov": (
         SOL["gaussian_quadratic_cov"],
         {"tr(AΣBΣ) without the ½": lambda A, a, B, b, S: torch.trace(A @ S @ B @ S) + a @ S @ b,
          "linear terms forgotten": lambda A, a, B, b, S: 0.5 * torch.trace(A @ S @ B @ S),
          "¼tr(AΣ)tr(BΣ) (product of the means)":
-             lambda A, a, B, b, S: 0.25 * torch.trace(A @ S) * torch.trace(B @ S) + a @ S @ b},
+             lambda A, a, B, b, S: 0.25 * torch.trace(A @ S) * torch.trace(B @ S) + a @ S @ b,
+         "¼tr(AΣBΣ), halving A in place": _gauss_halve_in_place},
     ),
 }
 

@@ -17,12 +17,40 @@ def _draws(seed: int, chains: int, draws: int, *shape: int) -> torch.Tensor:
     return base + offset
 
 
+# Tolerances: every reference here is exact float64 linear algebra on the same inputs (agreement ~1e-13);
+# rtol 1e-9 (1e-8 for the eigenvalue route of the restricted target) allows other summation orders
+# (eigenvalues vs trace of an inverse, torch.cov vs a hand-written sum) and rejects float32 work (~1e-7).
+FLOAT64_HINT = " If your relative error is about 1e-7, you computed in float32: keep the inputs' float64."
+
+
+def _tensor(got: object, what: str) -> torch.Tensor:
+    """The learner's result, which must be a torch tensor (the notebook's later cells call .norm()/.numpy() on it)."""
+    if not isinstance(got, torch.Tensor):
+        raise CheckFailure(f"{what} should return a torch tensor, got {type(got).__name__}; the cells below use "
+                           "tensor methods on it (use torch operations, or torch.as_tensor at the end).")
+    return got
+
+
+def _call_unchanged(fn, what: str, *args, **kwargs):
+    """call_student on clones of the tensor arguments, failing if the function changed them in place."""
+    passed = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
+    kw = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+    got = call_student(fn, *passed, **kw)
+    for before, after in zip(args, passed, strict=True):
+        if isinstance(before, torch.Tensor) and not torch.equal(before, after):
+            raise CheckFailure(f"{what} changed its input in place (e.g. `A -= A.mean(0)` on a reshape or `.double()` "
+                               "of an argument, which may share its memory): it should work on a copy, "
+                               "e.g. `A = a.reshape(N, -1) - a.reshape(N, -1).mean(0)`.")
+    return got
+
+
 def _models() -> list[tuple[str, nn.Module, list[str]]]:
     mlp = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
     deep = nn.Sequential(*[nn.Linear(2, 2) for _ in range(12)])  # names 0 … 11: "1" must not select "10", "11"
     from slt_course_utils.dln import DeepLinearNetwork
 
     return [("a DLN of widths [3, 4, 2]", DeepLinearNetwork([3, 4, 2]), ["layers.0"]),
+            ("a DLN of widths [3, 4, 2] (the whole 'layers' container)", DeepLinearNetwork([3, 4, 2]), ["layers"]),
             ("an MLP (Linear, Tanh, Linear)", mlp, ["2.weight", "0"]),
             ("a 12-layer Sequential", deep, ["1", "11.bias"])]
 
@@ -33,11 +61,14 @@ def check_restrict_mask(restrict_mask) -> str:
     for what, model, names in _models():
         got = call_student(restrict_mask, model, list(names))
         expected = refined.restrict_mask(model, names)
-        if not isinstance(got, dict) or set(got) != set(expected):
-            missing = sorted(set(expected) - set(got)) if isinstance(got, dict) else "a dict"
-            raise CheckFailure(f"restrict_mask on {what} with {names}: should return a dict with one mask per "
-                               f"parameter of the model (also the unselected ones); missing {missing}.\n"
-                               "Hint: loop over model.named_parameters().")
+        if not isinstance(got, dict):
+            raise CheckFailure(f"restrict_mask on {what} with {names}: should return a dict name → bool mask, got "
+                               f"{type(got).__name__}.\nHint: loop over model.named_parameters().")
+        missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+        if missing or extra:
+            detail = f"missing {missing}" if missing else f"keys that are not parameters of the model: {extra}"
+            raise CheckFailure(f"restrict_mask on {what} with {names}: should return one mask per parameter of the "
+                               f"model (also the unselected ones); {detail}.\nHint: loop over model.named_parameters().")
         for name, m in expected.items():
             g = torch.as_tensor(got[name])
             if g.dtype != torch.bool or g.shape != m.shape:
@@ -49,7 +80,7 @@ def check_restrict_mask(restrict_mask) -> str:
                     f"{g.numel()} entries True).\nHint: a name selects a parameter when it equals the parameter's "
                     "name or is a module prefix of it, i.e. the parameter name starts with name + '.' "
                     "(so '1' selects '1.weight' but not '11.weight'); True means 'sampled'.")
-    return "masks match on 3 models (prefixes, exact names, no '1' ⊂ '11' confusion)"
+    return "masks match on 4 models (prefixes at any depth, exact names, no '1' ⊂ '11' confusion)"
 
 
 @exercise_check
@@ -65,7 +96,8 @@ def check_restricted_llc_target(restricted_llc_target) -> str:
         got = call_student(restricted_llc_target, H.clone(), mask.clone(), nbeta, gamma)
         assert_close(got, expected, what=f"restricted_llc_target with d = {d}, {k} sampled coordinates", rtol=1e-8,
                      hint="the other coordinates are frozen at w* (conditioned on, not integrated out): take the "
-                          "block H[mask][:, mask], its eigenvalues h_i, a_i = nβ h_i, and return ½ Σ a_i/(a_i + γ).")
+                          "block H[mask][:, mask], its eigenvalues h_i, a_i = nβ h_i, and return ½ Σ a_i/(a_i + γ)."
+                          + FLOAT64_HINT)
     return "restricted targets match for 3 Hessians and masks"
 
 
@@ -74,29 +106,32 @@ def check_draws_covariance(draws_covariance) -> str:
     """Cov(a, b) pooled over chains × draws, centred at the pooled mean, divided by N − 1, shape (*Sa, *Sb)."""
     # few draws on purpose: with N = 8 draws ddof = 0 vs 1 differs by 1/7 ≈ 14%, and the chain offsets make
     # per-chain centring differ from pooled centring.
-    for seed, (chains, draws, sa, sb) in enumerate([(2, 4, (3,), (2,)), (4, 5, (2, 3), (4,)), (1, 30, (1,), (5,))]):
+    cases = [(2, 4, (3,), (2,)), (4, 5, (2, 3), (4,)), (1, 30, (1,), (5,)), (2, 4, (), (2,))]  # last: scalar φ
+    for seed, (chains, draws, sa, sb) in enumerate(cases):
         a = _draws(seed, chains, draws, *sa)
         b = 0.5 * a.reshape(chains, draws, -1)[..., :1] + _draws(seed + 10, chains, draws, *sb)
-        got = call_student(draws_covariance, a.clone(), b.clone())
+        got = _tensor(_call_unchanged(draws_covariance, "draws_covariance", a, b), "draws_covariance")
         assert_close(got, influence.draws_covariance(a, b), what=f"draws_covariance for {chains} chains × {draws} "
                      f"draws, a of shape {tuple(a.shape)}, b of shape {tuple(b.shape)}", rtol=1e-9, atol=1e-12,
                      hint="flatten (chains, draws) into N samples, subtract the mean over all N (not per chain), "
-                          "form A_cᵀB_c and divide by N − 1; the result has a's trailing shape then b's.")
-    return "covariances match on 3 sets of draws (shapes, ddof, pooled centring)"
+                          "form A_cᵀB_c and divide by N − 1; the result has a's trailing shape then b's (a scalar "
+                          "observable of shape (chains, draws) has no trailing shape)." + FLOAT64_HINT)
+    return "covariances match on 4 sets of draws (shapes incl. a scalar observable, ddof, pooled centring)"
 
 
 @exercise_check
 def check_bayesian_influence(bayesian_influence) -> str:
     """BIF(z_i, φ) = −Cov(ℓ_i, φ) over pooled draws, shape (n, *S)."""
-    for seed, (chains, draws, n, s) in enumerate([(2, 5, 4, 3), (3, 6, 6, 1)]):
+    for seed, (chains, draws, n, s) in enumerate([(2, 5, 4, (3,)), (3, 6, 6, (1,)), (2, 5, 3, ())]):
         losses = _draws(seed, chains, draws, n).exp()
-        phi = losses[..., :s] * 0.8 + _draws(seed + 5, chains, draws, s)
-        got = call_student(bayesian_influence, losses.clone(), phi.clone())
+        k = s[0] if s else 1
+        phi = (losses[..., :k] * 0.8 + _draws(seed + 5, chains, draws, k)).reshape(chains, draws, *s)
+        got = _tensor(_call_unchanged(bayesian_influence, "bayesian_influence", losses, phi), "bayesian_influence")
         assert_close(got, influence.bayesian_influence(losses, phi), what=f"bayesian_influence with {n} samples and "
                      f"{s} observables", rtol=1e-9, atol=1e-12,
                      hint="BIF is minus the covariance (not the correlation) over all draws: a sample whose loss "
                           "moves together with φ has negative influence on φ.")
-    return "BIF matches on 2 sets of draws (sign, covariance not correlation)"
+    return "BIF matches on 3 sets of draws (sign, covariance not correlation, a scalar φ)"
 
 
 @exercise_check
@@ -104,13 +139,15 @@ def check_loss_kernel(loss_kernel) -> str:
     """K_ij = Cov(ℓ_i, ℓ_j) (or its correlation) over pooled draws, shape (n, n)."""
     for seed, (chains, draws, n) in enumerate([(2, 5, 4), (3, 4, 6)]):
         losses = _draws(seed, chains, draws, n).exp()
-        for corr in (False, True):
-            got = call_student(loss_kernel, losses.clone(), correlation=corr)
-            assert_close(got, influence.loss_kernel(losses, correlation=corr),
+        for corr in (None, False, True):  # None: called without the keyword (the default is the covariance)
+            kw = {} if corr is None else {"correlation": corr}
+            got = _tensor(_call_unchanged(loss_kernel, "loss_kernel", losses, **kw), "loss_kernel")
+            assert_close(got, influence.loss_kernel(losses, correlation=bool(corr)),
                          what=f"loss_kernel(correlation={corr}) with {n} samples, {chains}×{draws} draws",
                          rtol=1e-9, atol=1e-12,
                          hint="the covariance matrix of the per-sample losses over all draws (pooled, N − 1); with "
-                              "correlation=True divide K_ij by √(K_ii K_jj).")
+                              "correlation=True divide K_ij by √(K_ii K_jj); correlation defaults to False."
+                              + FLOAT64_HINT)
     return "loss kernels match (covariance and correlation)"
 
 
@@ -119,15 +156,15 @@ def check_susceptibility(susceptibility) -> str:
     """χ = −Cov(φ, ℓ_P − L) over pooled draws, one value per probe set."""
     for seed, (chains, draws, p) in enumerate([(2, 6, 3), (4, 3, 2)]):
         L = _draws(seed, chains, draws).exp()
-        phi = L - 0.5
+        phi = L - 0.5 + 0.5 * _draws(seed + 2, chains, draws)  # not a function of L: φ, ℓ_P and L are all needed
         probes = L[..., None] * torch.linspace(0.5, 1.5, p, dtype=torch.float64) + 0.3 * _draws(seed + 1, chains,
                                                                                                draws, p)
-        got = call_student(susceptibility, phi.clone(), probes.clone(), L.clone())
+        got = _tensor(_call_unchanged(susceptibility, "susceptibility", phi, probes, L), "susceptibility")
         assert_close(got, influence.susceptibility(phi, probes, L), what=f"susceptibility with {p} probe sets",
                      rtol=1e-9, atol=1e-12,
                      hint="χ = −Cov(φ, ℓ_P − L): subtract the sampling loss L from each probe loss draw by draw, "
                           "then take minus the pooled covariance with φ.")
-    return "susceptibilities match on 2 sets of draws (probe minus sampling loss, sign)"
+    return "susceptibilities match on 2 sets of draws (φ, probe minus sampling loss, sign)"
 
 
 @exercise_check
@@ -140,8 +177,9 @@ def check_gaussian_quadratic_cov(gaussian_quadratic_cov) -> str:
         a, b = (torch.randn(d, generator=g, dtype=torch.float64) for _ in range(2))
         Lc = torch.randn(d, d, generator=g, dtype=torch.float64)
         S = Lc @ Lc.T / d + 0.2 * torch.eye(d, dtype=torch.float64)
-        got = call_student(gaussian_quadratic_cov, A, a, B, b, S)
-        assert_close(got, influence.gaussian_quadratic_covariance(A, a, B, b, S), what=f"gaussian_quadratic_cov in "
+        expected = influence.gaussian_quadratic_covariance(A, a, B, b, S)  # before the learner's call
+        got = _call_unchanged(gaussian_quadratic_cov, "gaussian_quadratic_cov", A, a, B, b, S)
+        assert_close(got, expected, what=f"gaussian_quadratic_cov in "
                      f"d = {d}", rtol=1e-9, atol=1e-12,
                      hint="by Isserlis (Wick): Cov(½δᵀAδ, ½δᵀBδ) = ½tr(AΣBΣ); the linear parts give aᵀΣb; the "
                           "cross terms (odd moments) vanish.")
