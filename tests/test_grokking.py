@@ -67,3 +67,39 @@ def test_llc_rises_while_memorising_and_falls_when_generalising(run):
     assert lam[750] > 1.2 * lam[200]  # memorising: up
     assert lam[4000] < 0.3 * lam[750]  # generalised: far simpler
     assert lam[2000] < lam[750] and lam[4000] < lam[2000]
+
+
+@pytest.fixture(scope="module")
+def chapter_run():
+    from slt_course_utils import development
+
+    data = grokking.modular_addition_data(53, 0.4, seed=0)
+    steps = [s for s in development.log_spaced_steps(4000, 16) if s >= 20]
+    return data, steps, grokking.train_modular_addition(data, steps, seed=0, progress=False)
+
+
+def test_chapter_09_grokking_numbers(chapter_run):
+    """Chapter 09 §5: λ̂ 69 (step 28) → 317 (peak, step 761) → 40 (step 4000), a factor 7.9 below the peak; the LLC
+    curve's one stage boundary at the peak, where training accuracy is ≥ 0.95 and test accuracy still < 0.05; the
+    essential-dynamics path turns at the peak or one checkpoint later (1324 measured). Thresholds: the factor must
+    exceed 5 and the peak must sit at step 761 or a neighbour (other BLAS/thread orders move λ̂ by a few %)."""
+    from slt_course_utils import development
+
+    data, steps, run = chapter_run
+    assert steps == [28, 48, 83, 145, 252, 438, 761, 1324, 2301, 4000]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = estimate_llc_trajectory(run.checkpoints, (data["x_train"], data["y_train"]), F.cross_entropy,
+                                      num_chains=4, num_draws=300, batch_size=128, localization=30.0, seed=0,
+                                      progress=False)
+    lam = [r.mean for r in res]
+    peak = max(range(len(lam)), key=lam.__getitem__)
+    assert steps[peak] in (438, 761, 1324)
+    assert lam[peak] / lam[-1] > 5 and lam[peak] / lam[0] > 3
+    assert run.train_acc[steps.index(761)] >= 0.95 and run.test_acc[steps.index(761)] < 0.05
+    bounds = development.stage_boundaries(steps, lam)
+    assert bounds == [peak]
+    probe = torch.cat([data["x_train"][:200], data["x_test"][:200]])
+    ed = development.essential_dynamics(torch.log_softmax(development.outputs_on_probe(run.checkpoints, probe), -1), 2)
+    turns = development.turning_points(ed.projections)
+    assert len(turns) == 1 and turns[0] in (peak, peak + 1)

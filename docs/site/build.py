@@ -60,6 +60,7 @@ PLANNED = {
     "06": "Estimating the local learning coefficient",
     "07": "Toy models of superposition",
     "08": "LLC at scale (capstone)",
+    "09": "Development: the LLC over training",
     "10": "Refined LLCs, susceptibilities and influence",
 }
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
