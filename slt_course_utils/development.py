@@ -8,13 +8,14 @@ checkpoints, whose low-dimensional path turns where development changes directio
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from slt_course_utils._validate import InputTypeError, positive_float, positive_int
+from slt_course_utils._validate import InputTypeError, finite_tensor, positive_float, positive_int
 
 __all__ = ["EssentialDynamics", "essential_dynamics", "log_spaced_steps", "loss_plateaus", "smooth_log_time",
            "stage_boundaries", "turning_points"]
@@ -23,7 +24,11 @@ __all__ = ["EssentialDynamics", "essential_dynamics", "log_spaced_steps", "loss_
 def _as_1d(name: str, values: object) -> np.ndarray:
     if isinstance(values, Tensor):
         values = values.detach().cpu().numpy()
+    elif isinstance(values, Iterator):  # a generator is read once, like a list
+        values = list(values)
     try:
+        if np.asarray(values).dtype.kind in "USb":  # np.asarray(["1", "2"], dtype=float) would parse the strings
+            raise TypeError
         arr = np.asarray(values, dtype=float)
     except (TypeError, ValueError):
         raise InputTypeError(f"{name} must be a sequence of numbers, got {type(values).__name__}.") from None
@@ -71,7 +76,7 @@ def smooth_log_time(steps: object, values: object, width: float = 0.15) -> np.nd
     return (K @ v) / K.sum(1)
 
 
-def stage_boundaries(steps: object, llc: object, *, width: float = 0.15, flat: float = 0.15,
+def stage_boundaries(steps: object, llc: object, *, width: float = 0.15, flat: float = 0.3,
                      min_change: float = 0.2) -> list[int]:
     """Checkpoint indices where the smoothed LLC curve is critical: dλ̄/dlog t ≈ 0 between two stages.
 
@@ -79,8 +84,8 @@ def stage_boundaries(steps: object, llc: object, *, width: float = 0.15, flat: f
     where its slope vanishes: a peak or a trough (the slope changes sign) or a pause on the way up or down
     (a plateau of λ̂). Here λ̂ is smoothed in log t (:func:`smooth_log_time`, ``width`` decades), the slope
     g = dλ̄/d log10(1 + t) is taken by finite differences, and a boundary is (a) each stretch of checkpoints
-    with |g| ≤ ``flat`` × max|g| (its flattest checkpoint) and (b) each sign change of g outside such a
-    stretch (the extremum of λ̄ there). Flat stretches that touch the first or the last checkpoint are the
+    with |g| ≤ ``flat`` × max|g| (its flattest checkpoint, or the extremum of λ̄ when g changes sign in it or
+    next to it) and (b) each sign change of g between two steep checkpoints (the extremum of λ̄ there). Flat stretches that touch the first or the last checkpoint are the
     start and the end of training, not boundaries. A candidate is kept only when λ̄ moves by at least
     ``min_change`` × (max λ̄ − min λ̄) both from the previous boundary (or the start) to it and from it
     to somewhere later: noise wiggles on a plateau are not stages.
@@ -92,8 +97,8 @@ def stage_boundaries(steps: object, llc: object, *, width: float = 0.15, flat: f
     s = smooth_log_time(t, lam, width)
     g = np.gradient(s, np.log10(1 + t))
     gmax = float(np.abs(g).max())
-    if gmax == 0:
-        return []
+    if gmax == 0 or float(s.max() - s.min()) <= 1e-12 * float(np.abs(s).max()):
+        return []  # a constant curve (its smoothed slope is rounding error only): no stages
     small = np.abs(g) <= flat * gmax
     K = len(s)
     cand: list[int] = []
@@ -106,7 +111,13 @@ def stage_boundaries(steps: object, llc: object, *, width: float = 0.15, flat: f
         while j + 1 < K and small[j + 1]:
             j += 1
         if k > 0 and j < K - 1:
-            cand.append(int(k + np.argmin(np.abs(g[k:j + 1]))))
+            lo, hi = k - 1, j + 2  # the stretch and one neighbour on each side
+            run = g[lo:hi]
+            if run.min() < 0 < run.max():  # the slope changes sign here: the extremum of λ̄ (peak or trough)
+                seg = s[lo:hi]
+                cand.append(int(lo + (np.argmax(seg) if run[0] > 0 else np.argmin(seg))))
+            else:  # a pause on the way up or down: the flattest checkpoint
+                cand.append(int(k + np.argmin(np.abs(g[k:j + 1]))))
         k = j + 1
     for k in range(K - 1):  # (b) sign changes between checkpoints k and k + 1, both steep
         if g[k] * g[k + 1] < 0 and not (small[k] or small[k + 1]):
@@ -242,8 +253,10 @@ def turning_points(projections: object, *, min_angle: float = 60.0, min_step: fl
 
 def outputs_on_probe(models: list[torch.nn.Module], probe: Tensor) -> Tensor:
     """(K, *output shape) stack of each model's outputs on the same probe batch (no gradients)."""
+    models = list(models)
     if not models:
         raise ValueError("models is empty: pass the checkpoints (modules) to evaluate.")
+    finite_tensor("probe", probe)  # a NaN in the probe batch would give NaN outputs, not an error
     with torch.no_grad():
         return torch.stack([m(probe).detach().cpu() for m in models])
 

@@ -29,7 +29,8 @@ def test_probe_table(probe):
 def test_probe_table_covers_every_public_module_outside_llc():
     names = {p.case.name.split(".")[0] for p in PROBES}
     assert names >= {"posterior", "models", "fisher", "singular", "theory", "volume", "free_energy",
-                     "phase_transitions", "sampling", "tms", "dln"}
+                     "phase_transitions", "sampling", "tms", "dln", "grokking", "influence", "refined",
+                     "development"}
     assert len(PROBES) > 1000
 
 
