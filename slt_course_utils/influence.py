@@ -70,7 +70,9 @@ def draws_covariance(a: Tensor, b: Tensor) -> Tensor:
 def bayesian_influence(losses: Tensor, observable: Tensor) -> Tensor:
     """BIF(z_i, φ) = −Cov(ℓ_i, φ) over draws; ``losses`` (chains, draws, n), ``observable`` (chains, draws, *S).
 
-    Returns shape (n, *S). Positive: up-weighting z_i lowers E[φ] (z_i helps φ).
+    Returns shape (n, *S). Up-weighting z_i (posterior × e^{−ε nβ ℓ_i}) changes E[φ] at rate
+    dE[φ]/dε = −nβ Cov(ℓ_i, φ) = nβ·BIF: positive BIF, up-weighting z_i raises E[φ] (harmful if φ is a
+    loss); negative BIF, ℓ_i and φ covary and up-weighting z_i lowers E[φ] (z_i helps φ).
     """
     return -draws_covariance(losses, observable)
 
