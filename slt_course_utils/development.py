@@ -17,8 +17,8 @@ from torch import Tensor
 
 from slt_course_utils._validate import InputTypeError, finite_tensor, positive_float, positive_int
 
-__all__ = ["EssentialDynamics", "essential_dynamics", "log_spaced_steps", "loss_plateaus", "smooth_log_time",
-           "stage_boundaries", "turning_points"]
+__all__ = ["EssentialDynamics", "essential_dynamics", "log_spaced_steps", "loss_plateaus", "outputs_on_probe", "smooth_log_time",
+           "stage_boundaries", "true_runs", "turning_points"]
 
 
 def _as_1d(name: str, values: object) -> np.ndarray:
@@ -50,6 +50,13 @@ def _steps_and_values(steps: object, values: object, what: str) -> tuple[np.ndar
     if (t < 0).any() or (np.diff(t) <= 0).any():
         raise ValueError("steps must be non-negative and strictly increasing (one entry per checkpoint, in order).")
     return t, v
+
+
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) index of every run of consecutive True entries of a 1-d boolean array."""
+    m = np.asarray(mask, dtype=bool)
+    edges = np.diff(np.concatenate([[0], m.astype(np.int8), [0]]))
+    return [(int(a), int(b) - 1) for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True)]
 
 
 def log_spaced_steps(total: int, num: int) -> list[int]:
@@ -102,14 +109,7 @@ def stage_boundaries(steps: object, llc: object, *, width: float = 0.15, flat: f
     small = np.abs(g) <= flat * gmax
     K = len(s)
     cand: list[int] = []
-    k = 0
-    while k < K:  # (a) flat stretches
-        if not small[k]:
-            k += 1
-            continue
-        j = k
-        while j + 1 < K and small[j + 1]:
-            j += 1
+    for k, j in true_runs(small):  # (a) flat stretches
         if k > 0 and j < K - 1:
             lo, hi = k - 1, j + 2  # the stretch and one neighbour on each side
             run = g[lo:hi]
@@ -118,7 +118,6 @@ def stage_boundaries(steps: object, llc: object, *, width: float = 0.15, flat: f
                 cand.append(int(lo + (np.argmax(seg) if run[0] > 0 else np.argmin(seg))))
             else:  # a pause on the way up or down: the flattest checkpoint
                 cand.append(int(k + np.argmin(np.abs(g[k:j + 1]))))
-        k = j + 1
     for k in range(K - 1):  # (b) sign changes between checkpoints k and k + 1, both steep
         if g[k] * g[k + 1] < 0 and not (small[k] or small[k + 1]):
             i = k if (s[k] - s[k + 1]) * np.sign(g[k]) > 0 else k + 1  # the higher one at a peak, lower at a trough
@@ -146,19 +145,7 @@ def loss_plateaus(steps: object, loss: object, *, max_slope: float = 0.1, min_de
     max_slope, min_decades = positive_float("max_slope", max_slope), positive_float("min_decades", min_decades)
     u, logL = np.log10(1 + t), smooth_log_time(t, np.log10(L), width)
     flat = np.abs(np.gradient(logL, u)) < max_slope
-    out: list[tuple[int, int]] = []
-    k = 0
-    while k < len(flat):
-        if not flat[k]:
-            k += 1
-            continue
-        j = k
-        while j + 1 < len(flat) and flat[j + 1]:
-            j += 1
-        if u[j] - u[k] >= min_decades:
-            out.append((k, j))
-        k = j + 1
-    return out
+    return [(k, j) for k, j in true_runs(flat) if u[j] - u[k] >= min_decades]
 
 
 @dataclass
@@ -260,5 +247,3 @@ def outputs_on_probe(models: list[torch.nn.Module], probe: Tensor) -> Tensor:
     with torch.no_grad():
         return torch.stack([m(probe).detach().cpu() for m in models])
 
-
-__all__.append("outputs_on_probe")

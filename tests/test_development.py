@@ -443,3 +443,11 @@ def test_outputs_on_probe_errors():
         outputs_on_probe([], torch.zeros(2, 3))
     with pytest.raises(ValueError, match="NaN"):
         outputs_on_probe([torch.nn.Linear(3, 2)], torch.tensor([[0.0, float("nan"), 1.0]]))
+
+
+def test_true_runs_lists_every_run_with_inclusive_ends():
+    # Rejects an off-by-one end (exclusive last index) and dropping runs that touch either end of the array.
+    from slt_course_utils.development import true_runs
+
+    assert true_runs(np.array([1, 1, 0, 1, 0, 0, 1, 1, 1], bool)) == [(0, 1), (3, 3), (6, 8)]
+    assert true_runs(np.zeros(4, bool)) == [] and true_runs(np.ones(3, bool)) == [(0, 2)]
