@@ -156,6 +156,38 @@ def call_student(fn: Callable[..., Any], *args: Any, what: str | None = None, **
         ) from err
 
 
+def _copy(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    return value.copy() if isinstance(value, np.ndarray) else value
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.shape == b.shape and bool(torch.equal(a, b))
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.shape == b.shape and bool(np.array_equal(a, b))
+    return True
+
+
+def call_unchanged(fn: Callable[..., Any], *args: Any, what: str, mistake: str, fix: str, **kwargs: Any) -> Any:
+    """:func:`call_student` on copies of the tensor/array arguments; a failure if the function changed one in place.
+
+    The notebooks reuse their inputs after a check's demo call, so an in-place change would corrupt later cells
+    even when the returned value is right. ``mistake`` and ``fix`` are the chapter's examples for the message.
+    """
+    passed = [_copy(a) for a in args]
+    passed_kw = {k: _copy(v) for k, v in kwargs.items()}
+    got = call_student(fn, *passed, what=what, **passed_kw)
+    changed = [f"argument {i + 1}" for i, (a, b) in enumerate(zip(args, passed, strict=True)) if not _same(a, b)]
+    changed += [f"argument {k!r}" for k in kwargs if not _same(kwargs[k], passed_kw[k])]
+    if changed:
+        raise CheckFailure(f"{what} changed its {changed[0]} in place (e.g. {mistake}, or an in-place operation on a "
+                           "reshape or `.double()` / `np.asarray` of an argument, which may share its memory): it "
+                           f"should leave its inputs alone and work on a copy, e.g. {fix}.")
+    return got
+
+
 def _describe_args(args: tuple, kwargs: dict) -> str:
     def one(v: Any) -> str:
         if isinstance(v, torch.Tensor):

@@ -14,6 +14,7 @@ from slt_course_utils.checks._core import (
     _as_array,
     assert_close,
     call_student,
+    call_unchanged,
     exercise_check,
 )
 
@@ -27,36 +28,9 @@ def _array(got: object, what: str) -> np.ndarray:
         raise CheckFailure(f"{what}: could not read your result as an array of numbers ({err}).") from None
 
 
-def _copy(value: object) -> object:
-    if isinstance(value, torch.Tensor):
-        return value.clone()
-    return value.copy() if isinstance(value, np.ndarray) else value
-
-
-def _same(a: object, b: object) -> bool:
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and a.shape == b.shape and bool(torch.equal(a, b))
-    if isinstance(a, np.ndarray):
-        return isinstance(b, np.ndarray) and a.shape == b.shape and bool(np.array_equal(a, b))
-    return True
-
-
 def _call_unchanged(fn, what: str, *args):
-    """call_student on copies of the array/tensor arguments, failing if the function changed them in place.
-
-    The notebook reuses its arrays after these calls (``noisy`` goes on to ``stage_boundaries``, the 5+-gon's
-    ``eig`` is extended with a negative curvature), so an in-place ``values -= …`` or ``h *= nbeta`` would
-    silently corrupt the cells below even though the returned value is right.
-    """
-    passed = [_copy(a) for a in args]
-    got = call_student(fn, *passed, what=what)
-    for i, (before, after) in enumerate(zip(args, passed, strict=True)):
-        if not _same(before, after):
-            raise CheckFailure(f"{what} changed its argument {i + 1} in place (e.g. `x -= x.mean(0)`, `h *= nbeta`, or "
-                               "an in-place operation on a reshape or `.double()` / `np.asarray` of an argument, which "
-                               "may share its memory): it should leave its inputs alone and work on a copy, e.g. "
-                               "`X = X - X.mean(0)`.")
-    return got
+    """call_unchanged with this chapter's examples: the notebook reuses ``noisy`` and ``eig`` after these calls."""
+    return call_unchanged(fn, *args, what=what, mistake="`x -= x.mean(0)`, `h *= nbeta`", fix="`X = X - X.mean(0)`")
 
 
 # ------------------------------------------------------------------------------------------------

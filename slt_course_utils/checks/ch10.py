@@ -6,7 +6,13 @@ import torch
 from torch import nn
 
 from slt_course_utils import influence, refined
-from slt_course_utils.checks._core import CheckFailure, assert_close, call_student, exercise_check
+from slt_course_utils.checks._core import (
+    CheckFailure,
+    assert_close,
+    call_student,
+    call_unchanged,
+    exercise_check,
+)
 
 
 def _draws(seed: int, chains: int, draws: int, *shape: int) -> torch.Tensor:
@@ -32,16 +38,9 @@ def _tensor(got: object, what: str) -> torch.Tensor:
 
 
 def _call_unchanged(fn, what: str, *args, **kwargs):
-    """call_student on clones of the tensor arguments, failing if the function changed them in place."""
-    passed = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
-    kw = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
-    got = call_student(fn, *passed, **kw)
-    for before, after in zip(args, passed, strict=True):
-        if isinstance(before, torch.Tensor) and not torch.equal(before, after):
-            raise CheckFailure(f"{what} changed its input in place (e.g. `A -= A.mean(0)` on a reshape or `.double()` "
-                               "of an argument, which may share its memory): it should work on a copy, "
-                               "e.g. `A = a.reshape(N, -1) - a.reshape(N, -1).mean(0)`.")
-    return got
+    """call_unchanged with this chapter's examples (centring a reshape of the draws in place)."""
+    return call_unchanged(fn, *args, what=what, mistake="`A -= A.mean(0)`",
+                          fix="`A = a.reshape(N, -1) - a.reshape(N, -1).mean(0)`", **kwargs)
 
 
 def _models() -> list[tuple[str, nn.Module, list[str]]]:
