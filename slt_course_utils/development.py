@@ -17,8 +17,8 @@ from torch import Tensor
 
 from slt_course_utils._validate import InputTypeError, finite_tensor, positive_float, positive_int
 
-__all__ = ["EssentialDynamics", "essential_dynamics", "log_spaced_steps", "loss_plateaus", "outputs_on_probe", "smooth_log_time",
-           "stage_boundaries", "true_runs", "turning_points"]
+__all__ = ["EssentialDynamics", "essential_dynamics", "log_spaced_steps", "loss_plateaus", "outputs_on_probe",
+           "smooth_log_time", "stage_boundaries", "true_runs", "turning_points"]
 
 
 def _as_1d(name: str, values: object) -> np.ndarray:
@@ -92,8 +92,8 @@ def stage_boundaries(steps: object, llc: object, *, width: float = 0.15, flat: f
     (a plateau of λ̂). Here λ̂ is smoothed in log t (:func:`smooth_log_time`, ``width`` decades), the slope
     g = dλ̄/d log10(1 + t) is taken by finite differences, and a boundary is (a) each stretch of checkpoints
     with |g| ≤ ``flat`` × max|g| (its flattest checkpoint, or the extremum of λ̄ when g changes sign in it or
-    next to it) and (b) each sign change of g between two steep checkpoints (the extremum of λ̄ there). Flat stretches that touch the first or the last checkpoint are the
-    start and the end of training, not boundaries. A candidate is kept only when λ̄ moves by at least
+    next to it) and (b) each sign change of g between two steep checkpoints (the extremum of λ̄ there). Flat
+    stretches that touch the first or the last checkpoint are the start and the end of training, not boundaries. A candidate is kept only when λ̄ moves by at least
     ``min_change`` × (max λ̄ − min λ̄) both from the previous boundary (or the start) to it and from it
     to somewhere later: noise wiggles on a plateau are not stages.
     """
@@ -210,32 +210,21 @@ def turning_points(projections: object, *, min_angle: float = 60.0, min_step: fl
     min_angle, min_step = positive_float("min_angle (degrees)", min_angle), positive_float("min_step", min_step)
     if min_angle >= 180:
         raise ValueError(f"min_angle must be below 180 degrees, got {min_angle}.")
-    diam = float(np.max(np.linalg.norm(P[:, None] - P[None], axis=-1)))
+    D = np.linalg.norm(P[:, None] - P[None], axis=-1)  # pairwise distances between checkpoints
+    diam = float(D.max())
     if diam == 0:
         return []
     r = min_step * diam
     K = len(P)
     angles = np.zeros(K)
     for k in range(1, K - 1):
-        before = [j for j in range(k - 1, -1, -1) if np.linalg.norm(P[k] - P[j]) >= r]
-        after = [j for j in range(k + 1, K) if np.linalg.norm(P[j] - P[k]) >= r]
-        if not before or not after:
+        before, after = np.flatnonzero(D[k, :k] >= r), np.flatnonzero(D[k, k + 1:] >= r)
+        if not len(before) or not len(after):
             continue
-        a, b = P[k] - P[before[0]], P[after[0]] - P[k]
+        a, b = P[k] - P[before[-1]], P[k + 1 + after[0]] - P[k]  # the nearest far-enough checkpoints
         cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
         angles[k] = np.degrees(np.arccos(np.clip(cos, -1, 1)))
-    out: list[int] = []
-    k = 0
-    while k < K:
-        if angles[k] <= min_angle:
-            k += 1
-            continue
-        j = k
-        while j + 1 < K and angles[j + 1] > min_angle:
-            j += 1
-        out.append(int(k + np.argmax(angles[k:j + 1])))
-        k = j + 1
-    return out
+    return [int(k + np.argmax(angles[k:j + 1])) for k, j in true_runs(angles > min_angle)]
 
 
 def outputs_on_probe(models: list[torch.nn.Module], probe: Tensor) -> Tensor:

@@ -68,6 +68,7 @@ __all__ = [
     "ToyModelOfSuperposition",
     "TrainResult",
     "classify_kgon",
+    "draw_columns",
     "free_energy_asymptotic",
     "hessian_eigenvalues",
     "kgon_flat_dimension",
@@ -598,6 +599,21 @@ def free_energy_asymptotic(n: np.ndarray | float, loss: float, llc: float, const
     return n * loss + llc * np.log(n) + constant
 
 
+def draw_columns(ax, w: Tensor, b: Tensor | None = None, *, ms: float = 3) -> None:
+    """Draw the columns of one W (2, c) on ``ax``: spokes from the origin, live ones (norm > 0.5) in blue and
+    joined into a polygon, the others grey; a red dot at the origin when a dead feature has b > 0."""
+    w = torch.as_tensor(w).detach().cpu().double()
+    live = w.norm(dim=0) > 0.5
+    if int(live.sum()) >= 3:
+        pts = w[:, live][:, torch.argsort(torch.atan2(w[1, live], w[0, live]))]
+        ax.fill(pts[0].numpy(), pts[1].numpy(), color="C0", alpha=0.15)
+    for i in range(w.shape[1]):
+        ax.plot([0, float(w[0, i])], [0, float(w[1, i])], color="C0" if live[i] else "0.6", lw=1.2)
+        ax.plot(float(w[0, i]), float(w[1, i]), "o", ms=ms, color="C0" if live[i] else "0.6")
+    if b is not None and bool(((~live) & (torch.as_tensor(b).detach().cpu() > 0)).any()):
+        ax.plot([0], [0], "o", ms=2 * ms, color="C3")
+
+
 def plot_polygons(W: Tensor, b: Tensor | None = None, *, ncols: int = 8, titles: list[str] | None = None,
                   suptitle: str | None = None, panel_size: float = 1.6):
     """One small panel per seed: the columns of W (2, c) as spokes from the origin, the
@@ -623,20 +639,7 @@ def plot_polygons(W: Tensor, b: Tensor | None = None, *, ncols: int = 8, titles:
             continue
         w = W[s]
         kt = classify_kgon(w, b[s]) if b is not None else None
-        norms = w.norm(dim=0)
-        live = norms > 0.5
-        if int(live.sum()) >= 3:
-            ang = torch.atan2(w[1, live], w[0, live])
-            order = torch.argsort(ang)
-            pts = w[:, live][:, order]
-            ax.fill(pts[0].numpy(), pts[1].numpy(), color="C0", alpha=0.15)
-        for i in range(w.shape[1]):
-            ax.plot([0, float(w[0, i])], [0, float(w[1, i])], color="C0" if live[i] else "0.6", lw=1.2)
-            ax.plot(float(w[0, i]), float(w[1, i]), "o", ms=3, color="C0" if live[i] else "0.6")
-        if b is not None:
-            pos = (~live) & (b[s] > 0)
-            if bool(pos.any()):
-                ax.plot([0], [0], "o", ms=6, color="C3")
+        draw_columns(ax, w, None if b is None else b[s])
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")

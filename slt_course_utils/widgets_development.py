@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from torch import Tensor
 
 from slt_course_utils import tms
@@ -42,16 +41,7 @@ def plot_development(index: int, steps: Sequence[int], W: Tensor, b: Tensor, los
     i = int(index)
     steps_a, lam, P = np.asarray(steps), np.asarray(llc, dtype=float), np.asarray(projections, dtype=float)
     fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(14, 4.2), gridspec_kw={"width_ratios": [1, 1.6, 1.3]})
-    w = W[i].double()
-    live = w.norm(dim=0) > 0.5
-    if int(live.sum()) >= 3:
-        ang = torch.atan2(w[1, live], w[0, live])
-        pts = w[:, live][:, torch.argsort(ang)]
-        ax0.fill(pts[0].numpy(), pts[1].numpy(), color="C0", alpha=0.15)
-    for j in range(w.shape[1]):
-        colour = "C0" if live[j] else "0.6"
-        ax0.plot([0, float(w[0, j])], [0, float(w[1, j])], color=colour)
-        ax0.plot(float(w[0, j]), float(w[1, j]), "o", color=colour, ms=4)
+    tms.draw_columns(ax0, W[i], b[i], ms=4)
     lim = 1.15 * max(1.0, float(W.double().norm(dim=1).max()))
     ax0.set_xlim(-lim, lim)
     ax0.set_ylim(-lim, lim)
